@@ -1,0 +1,1 @@
+"""Manufacturer recall snapshots: intake (validation) and state (snapshot diff with history)."""

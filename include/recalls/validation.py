@@ -1,0 +1,337 @@
+"""Decides whether a manufacturer's recall CSV is ACCEPTED or REJECTED, with every reason.
+
+Checks run in the spec's order (file, encoding, header, rows, duplicates) and each stage reports
+all of its problems at once, so a manufacturer can fix a file in one go. Line numbers are the ones
+the manufacturer sees in an editor: the header is line 1.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from include.recalls.schema import DVSA_REF, MANUFACTURER_REF, START_DATE, VIN, recall_rows_schema
+from include.recalls.spec import HEADERS, WORDING, Code, Warning_
+
+UTF8_BOM = b"\xef\xbb\xbf"
+DEFAULT_MAX_BYTES = 1 << 30
+EXAMPLE_LINES = 10
+REPORT_COLUMNS = ["line", "severity", "code", "reason", "column", "value"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One reason (rejection or warning), with how many rows it affects and the first lines."""
+
+    code: str
+    detail: str = ""
+    rows: int = 0
+    example_lines: tuple[int, ...] = ()
+
+    @property
+    def reason(self) -> str:
+        return WORDING[self.code]
+
+
+@dataclass
+class Verdict:
+    """The outcome of validating one file. ``snapshot`` is set only for an accepted file."""
+
+    file_name: str
+    problems: list[Finding] = field(default_factory=list)
+    warnings: list[Finding] = field(default_factory=list)
+    row_count: int = 0
+    report: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=REPORT_COLUMNS))
+    snapshot: pa.Table | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return not self.problems
+
+    @property
+    def codes(self) -> list[str]:
+        return [p.code for p in self.problems]
+
+
+SNAPSHOT_SCHEMA = pa.schema(
+    [
+        ("vin", pa.string()),
+        ("manufacturer_campaign_reference", pa.string()),
+        ("dvsa_campaign_reference", pa.string()),
+        ("recall_campaign_start_date", pa.date32()),
+    ]
+)
+
+
+def check_file_name(file_name: str) -> list[Finding]:
+    name = PurePosixPath(file_name).name
+    found = []
+    if PurePosixPath(name).suffix.lower() != ".csv":
+        found.append(Finding(Code.WRONG_FILE_EXTENSION, f"the file name is {name!r}"))
+    if any(ch.isspace() for ch in name):
+        found.append(Finding(Code.SPACES_IN_FILE_NAME, f"the file name is {name!r}"))
+    return found
+
+
+def validate_recall_file(data: bytes, file_name: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Verdict:
+    """Validate one file's bytes. Never raises for bad input: every problem becomes a Finding."""
+    verdict = Verdict(file_name=file_name, problems=check_file_name(file_name))
+    if len(data) > max_bytes:
+        verdict.problems.append(Finding(Code.FILE_TOO_LARGE, f"{len(data)} bytes, the limit is {max_bytes}"))
+        return verdict
+    body = data[len(UTF8_BOM) :] if data.startswith(UTF8_BOM) else data
+    if not body.strip():
+        verdict.problems.append(Finding(Code.EMPTY_FILE))
+        return verdict
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = body.count(b"\n", 0, exc.start) + 1
+        verdict.problems.append(
+            Finding(Code.WRONG_ENCODING, f"the first byte that is not UTF-8 is on line {line}", 1, (line,))
+        )
+        return verdict
+    header_problem = _check_header(text)
+    if header_problem:
+        verdict.problems.append(header_problem)
+        return verdict
+    frame, malformed = _read_rows(body, text)
+    verdict.row_count = len(frame) + len(malformed)
+    reports = [malformed] if len(malformed) else []
+    if len(malformed):
+        verdict.problems.append(_finding(Code.MALFORMED_ROW, malformed["line"]))
+    row_failures = _schema_failures(frame)
+    if len(row_failures):
+        reports.append(row_failures)
+        for code, group in row_failures.groupby("code", sort=False):
+            verdict.problems.append(_finding(code, group["line"].drop_duplicates()))
+    duplicates = _duplicate_findings(frame)
+    for finding, rows in duplicates:
+        reports.append(rows)
+        (verdict.problems if finding.code in Code.__members__ else verdict.warnings).append(finding)
+    vin_warnings = _vin_warnings(frame)
+    if len(vin_warnings):
+        reports.append(vin_warnings)
+        verdict.warnings.append(_finding(Warning_.VIN_NOT_ISO_3779, vin_warnings["line"]))
+    if reports:
+        report = pd.concat(reports, ignore_index=True)
+        verdict.report = report.sort_values(["line", "code"], kind="stable", ignore_index=True)[REPORT_COLUMNS]
+    verdict.problems.sort(key=lambda f: list(Code).index(Code(f.code)))
+    if verdict.accepted:
+        verdict.snapshot = _snapshot(frame, has_duplicates=bool(duplicates))
+    return verdict
+
+
+def _finding(code: str, lines: pd.Series, detail: str = "") -> Finding:
+    ordered = lines.sort_values(kind="stable")
+    return Finding(code, detail, int(len(ordered)), tuple(int(x) for x in ordered.head(EXAMPLE_LINES)))
+
+
+def _check_header(text: str) -> Finding | None:
+    first_line = text.split("\n", 1)[0].rstrip("\r")
+    found = [name.strip() for name in next(csv.reader([first_line]), [])]
+    canonical = {h.lower(): h for h in HEADERS}
+    # Header names are matched without regard to case or surrounding spaces: a manufacturer
+    # writing "vin" means VIN, and rejecting that would help nobody.
+    named = [canonical.get(name.lower(), name) for name in found]
+    missing = [h for h in HEADERS if h not in named]
+    if missing:
+        return Finding(Code.MISSING_COLUMN_HEADERS, "missing: " + ", ".join(missing))
+    unexpected = [name for name in named if name not in HEADERS]
+    if unexpected or len(named) != len(HEADERS):
+        extra = unexpected or [h for h in HEADERS if named.count(h) > 1]
+        return Finding(Code.UNEXPECTED_COLUMN_HEADERS, "unexpected: " + ", ".join(extra))
+    if tuple(named) != HEADERS:
+        return Finding(
+            Code.COLUMNS_WRONG_ORDER, f"found {', '.join(named)}; expected {', '.join(HEADERS)}"
+        )
+    return None
+
+
+def _read_rows(body: bytes, text: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The data rows as strings with their line numbers, and the rows with a wrong field count.
+
+    The common case (no quotes, no blank lines) is parsed by Arrow at full speed, where row i is
+    line i + 2. Anything unusual goes through the csv module, which tracks physical lines exactly.
+    """
+    trimmed = body.rstrip(b"\r\n")
+    simple = b'"' not in trimmed and b"\n\n" not in trimmed and b"\n\r\n" not in trimmed
+    if simple:
+        frame = _read_rows_fast(trimmed)
+        if frame is not None:
+            return frame, _empty_report()
+    return _read_rows_exact(text)
+
+
+def _read_rows_fast(body: bytes) -> pd.DataFrame | None:
+    bad_rows = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        bad_rows.append(row)
+        return "skip"
+
+    table = pacsv.read_csv(
+        io.BytesIO(body),
+        read_options=pacsv.ReadOptions(column_names=list(HEADERS), skip_rows=1, block_size=16 << 20),
+        parse_options=pacsv.ParseOptions(quote_char=False, invalid_row_handler=on_invalid),
+        convert_options=pacsv.ConvertOptions(
+            column_types={h: pa.string() for h in HEADERS},
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    if bad_rows:
+        return None
+    frame = table.to_pandas(types_mapper=lambda _: pd.StringDtype("pyarrow"))
+    frame.index = pd.RangeIndex(2, len(frame) + 2, name="line")
+    return frame
+
+
+def _read_rows_exact(text: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    next(reader)
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    bad: list[dict] = []
+    start = reader.line_num + 1
+    for record in reader:
+        if not record:  # a blank line carries no data
+            start = reader.line_num + 1
+            continue
+        if len(record) == len(HEADERS):
+            rows.append(record)
+            lines.append(start)
+        else:
+            bad.append(
+                _report_row(start, Code.MALFORMED_ROW, None, f"{len(record)} fields, expected {len(HEADERS)}")
+            )
+        start = reader.line_num + 1
+    frame = pd.DataFrame(rows, columns=list(HEADERS), dtype=pd.StringDtype("pyarrow"))
+    frame.index = pd.Index(lines, name="line", dtype="int64")
+    return frame, pd.DataFrame(bad, columns=REPORT_COLUMNS)
+
+
+def _report_row(line: int, code: str, column: str | None, value: str | None) -> dict:
+    severity = "error" if code in Code.__members__ else "warning"
+    return {"line": line, "severity": severity, "code": code, "reason": WORDING[code], "column": column, "value": value}
+
+
+def _empty_report() -> pd.DataFrame:
+    return pd.DataFrame(columns=REPORT_COLUMNS)
+
+
+def _schema_failures(frame: pd.DataFrame) -> pd.DataFrame:
+    import pandera.errors
+
+    try:
+        recall_rows_schema().validate(frame, lazy=True)
+    except pandera.errors.SchemaErrors as exc:
+        cases = exc.failure_cases
+        cases = cases[cases["index"].notna() & cases["check"].isin(Code.__members__)]
+        return pd.DataFrame(
+            {
+                "line": cases["index"].astype("int64").to_numpy(),
+                "severity": "error",
+                "code": cases["check"].to_numpy(),
+                "reason": cases["check"].map(WORDING).to_numpy(),
+                "column": cases["column"].to_numpy(),
+                "value": cases["failure_case"].astype("string").to_numpy(),
+            }
+        )
+    return _empty_report()
+
+
+_DUPLICATES_SQL = """
+WITH keyed AS (
+    SELECT line, "VIN" AS vin, "ManufacturerRecallCampaignReference" AS ref,
+           count(*) OVER (PARTITION BY "VIN", "ManufacturerRecallCampaignReference") AS copies
+    FROM rows
+), repeated AS (
+    SELECT r.line, k.vin, k.ref, r."DVSACampaignReference" AS dvsa, r."RecallCampaignStartDate" AS start
+    FROM keyed k JOIN rows r USING (line) WHERE k.copies > 1
+)
+SELECT line, vin, ref,
+       count(DISTINCT (dvsa, start)) OVER (PARTITION BY vin, ref) > 1 AS conflicting,
+       row_number() OVER (PARTITION BY vin, ref, dvsa, start ORDER BY line) > 1 AS repeat
+FROM repeated ORDER BY line
+"""
+
+
+def _duplicate_findings(frame: pd.DataFrame) -> list[tuple[Finding, pd.DataFrame]]:
+    """Same (VIN, manufacturer reference) twice: identical rows are a warning, different a rejection."""
+    import duckdb
+
+    rows = pa.Table.from_pandas(frame.reset_index(), preserve_index=False)  # noqa: F841 (read by SQL)
+    con = duckdb.connect()
+    try:
+        found = con.execute(_DUPLICATES_SQL).fetch_df()
+    finally:
+        con.close()
+    if found.empty:
+        return []
+    findings = []
+    for code, selected in (
+        (Code.CONFLICTING_DUPLICATE, found[found["conflicting"]]),
+        (Warning_.DUPLICATE_ROW, found[~found["conflicting"] & found["repeat"]]),
+    ):
+        if selected.empty:
+            continue
+        report = pd.DataFrame(
+            {
+                "line": selected["line"].astype("int64").to_numpy(),
+                "severity": "error" if code is Code.CONFLICTING_DUPLICATE else "warning",
+                "code": code.value,
+                "reason": WORDING[code],
+                "column": MANUFACTURER_REF,
+                "value": (selected["vin"] + " / " + selected["ref"]).to_numpy(),
+            }
+        )
+        keys = selected[["vin", "ref"]].drop_duplicates().shape[0]
+        findings.append((_finding(code, report["line"], f"{keys} VIN and reference pairs"), report))
+    return findings
+
+
+def _vin_warnings(frame: pd.DataFrame) -> pd.DataFrame:
+    import pyarrow.compute as pc
+
+    vin = pa.array(frame[VIN].array, type=pa.string())
+    trimmed = pc.utf8_trim_whitespace(vin)
+    odd = pc.and_(
+        pc.not_equal(trimmed, ""),
+        pc.or_(pc.not_equal(pc.utf8_length(trimmed), 17), pc.match_substring_regex(trimmed, "[IOQioq]")),
+    )
+    flagged = frame.loc[odd.to_numpy(zero_copy_only=False), VIN]
+    return pd.DataFrame(
+        {
+            "line": flagged.index.to_numpy(dtype="int64"),
+            "severity": "warning",
+            "code": Warning_.VIN_NOT_ISO_3779.value,
+            "reason": WORDING[Warning_.VIN_NOT_ISO_3779],
+            "column": VIN,
+            "value": flagged.to_numpy(),
+        }
+    )
+
+
+def _snapshot(frame: pd.DataFrame, has_duplicates: bool) -> pa.Table:
+    import pyarrow.compute as pc
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if has_duplicates:
+        table = table.group_by(list(HEADERS), use_threads=False).aggregate([])
+    dvsa = table.column(DVSA_REF)
+    return pa.table(
+        [
+            table.column(VIN),
+            table.column(MANUFACTURER_REF),
+            pc.if_else(pc.equal(dvsa, ""), pa.scalar(None, pa.string()), dvsa),
+            table.column(START_DATE).cast(pa.date32()),
+        ],
+        schema=SNAPSHOT_SCHEMA,
+    )
