@@ -1,6 +1,6 @@
 """DuckDB warehouse: one file, one writer at a time, schema by versioned migrations."""
 
-from include.warehouse.connection import connect, read_only
+from include.warehouse.connection import connect, read_only, transaction
 from include.warehouse.migrate import migrate
 
-__all__ = ["connect", "migrate", "read_only"]
+__all__ = ["connect", "migrate", "read_only", "transaction"]

@@ -14,7 +14,6 @@ import itertools
 import json
 import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -28,17 +27,12 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from tools.services.net import free_port
+
 # Alert mails are small; this only bounds memory if something misbehaves.
 DATA_SIZE_LIMIT = 64 * 1024 * 1024
 _sequence = itertools.count(1)
 _sequence_lock = threading.Lock()
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port that was free a moment ago (the OS picks it); for services that need it up front."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)
