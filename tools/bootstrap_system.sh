@@ -42,6 +42,7 @@ fi
 
 apt_updated=0
 policy_created=0
+# shellcheck disable=SC2317  # called through the EXIT trap
 cleanup() {
     if [ "$policy_created" -eq 1 ]; then
         $SUDO rm -f /usr/sbin/policy-rc.d || true

@@ -71,13 +71,27 @@ class Layout:
 
 def prepare(layout: Layout, manufacturers: list[str]) -> dict[str, dict[str, str]]:
     """Create folders, keys and the SFTP accounts file; returns the accounts for services.json."""
-    from tools.services.sftp import SftpAccount, ensure_keypair, public_key_path, write_accounts_file
+    from tools.services.sftp import (
+        SftpAccount,
+        ensure_keypair,
+        public_key_path,
+        write_accounts_file,
+    )
 
-    for folder in (layout.sftp_root / "mot" / "delta", layout.keys, layout.mail, layout.clamd, layout.pids, layout.logs):
+    for folder in (
+        layout.sftp_root / "mot" / "delta",
+        layout.keys,
+        layout.mail,
+        layout.clamd,
+        layout.pids,
+        layout.logs,
+    ):
         folder.mkdir(parents=True, exist_ok=True)
     ensure_keypair(layout.host_key, comment="sftp-host@recalls-local")
     accounts: dict[str, SftpAccount] = {}
-    users = [(PIPELINE_USER, "")] + [(code.lower(), f"recalls/{code}") for code in manufacturers]
+    users = [(PIPELINE_USER, "")] + [
+        (code.lower(), f"recalls/{code}") for code in manufacturers
+    ]
     for user, chroot in users:
         key = ensure_keypair(layout.user_key(user), comment=f"{user}@recalls-local")
         (layout.sftp_root / chroot).mkdir(parents=True, exist_ok=True)
@@ -122,7 +136,12 @@ def pid_alive(pid: int, marker: str | None = None) -> bool:
     if proc.is_dir():
         try:
             state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cmdline = (
+                (proc / "cmdline")
+                .read_bytes()
+                .replace(b"\0", b" ")
+                .decode(errors="replace")
+            )
         except (OSError, IndexError):
             return False
         if state in ("Z", "X"):
@@ -152,7 +171,9 @@ def port_in_use(host: str, port: int) -> bool:
 def spawn(layout: Layout, name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
     """Start ``cmd`` detached (own session, output to logs/<name>.log) and record its PID."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p
+    )
     env["PYTHONUNBUFFERED"] = "1"
     with open(layout.log_file(name), "ab") as log:
         proc = subprocess.Popen(
@@ -191,13 +212,22 @@ def terminate(pid: int, marker: str, timeout: float = 10.0) -> None:
 
 
 # -- readiness ----------------------------------------------------------------------------
-def wait_ready(name: str, host: str, port: int, timeout: float, proc: subprocess.Popen[bytes] | None, log: Path) -> str:
+def wait_ready(
+    name: str,
+    host: str,
+    port: int,
+    timeout: float,
+    proc: subprocess.Popen[bytes] | None,
+    log: Path,
+) -> str:
     """Wait until the service answers; returns what it said (banner or version)."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise SystemExit(f"{name} exited with code {proc.returncode} while starting; {log}:\n{log_tail(log)}")
+            raise SystemExit(
+                f"{name} exited with code {proc.returncode} while starting; {log}:\n{log_tail(log)}"
+            )
         try:
             if name == "sftp":
                 return wait_for_banner(host, port, b"SSH-2.0-", timeout=1.0).decode()
@@ -208,7 +238,9 @@ def wait_ready(name: str, host: str, port: int, timeout: float, proc: subprocess
         except (OSError, TimeoutError) as exc:
             last_error = exc
         time.sleep(0.2)
-    raise SystemExit(f"{name} not ready on {host}:{port} after {timeout:.0f}s ({last_error}); {log}:\n{log_tail(log)}")
+    raise SystemExit(
+        f"{name} not ready on {host}:{port} after {timeout:.0f}s ({last_error}); {log}:\n{log_tail(log)}"
+    )
 
 
 # -- commands -----------------------------------------------------------------------------
@@ -222,16 +254,26 @@ def load_services(layout: Layout) -> dict[str, Any]:
 def cmd_up(args: argparse.Namespace) -> int:
     layout = Layout(args.state_dir)
     host: str = args.host
-    manufacturers = [m.strip().upper() for m in args.manufacturers.split(",") if m.strip()]
+    manufacturers = [
+        m.strip().upper() for m in args.manufacturers.split(",") if m.strip()
+    ]
     accounts = prepare(layout, manufacturers)
     previous = load_services(layout)
     marker = str(layout.state_dir)
 
     if args.scanner == "clamd" and not clamd_mod.clamd_available():
-        raise SystemExit(f"{clamd_mod.CLAMD_BIN} is not installed: run tools/bootstrap_system.sh")
-    use_clamd = args.scanner == "clamd" or (args.scanner == "auto" and clamd_mod.clamd_available())
+        raise SystemExit(
+            f"{clamd_mod.CLAMD_BIN} is not installed: run tools/bootstrap_system.sh"
+        )
+    use_clamd = args.scanner == "clamd" or (
+        args.scanner == "auto" and clamd_mod.clamd_available()
+    )
 
-    requested = {"sftp": args.sftp_port, "smtp": args.smtp_port, "clamd": args.clamd_port}
+    requested = {
+        "sftp": args.sftp_port,
+        "smtp": args.smtp_port,
+        "clamd": args.clamd_port,
+    }
     info: dict[str, dict[str, Any]] = {}
     started: list[str] = []
     procs: dict[str, subprocess.Popen[bytes] | None] = {}
@@ -246,12 +288,25 @@ def cmd_up(args: argparse.Namespace) -> int:
                 continue
             port = requested[name] or free_port(host)
             if port_in_use(host, port):
-                raise SystemExit(f"{name}: port {host}:{port} is already in use by another process")
+                raise SystemExit(
+                    f"{name}: port {host}:{port} is already in use by another process"
+                )
             layout.pid_file(name).unlink(missing_ok=True)
             log = layout.log_file(name)
             entry: dict[str, Any] = {"port": port, "log": str(log)}
             if name == "sftp":
-                cmd = [sys.executable, "-m", "tools.services", "run-sftp", "--state-dir", marker, "--host", host, "--port", str(port)]
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "tools.services",
+                    "run-sftp",
+                    "--state-dir",
+                    marker,
+                    "--host",
+                    host,
+                    "--port",
+                    str(port),
+                ]
                 entry.update(
                     root=str(layout.sftp_root),
                     host_key=str(layout.host_key),
@@ -259,25 +314,70 @@ def cmd_up(args: argparse.Namespace) -> int:
                     key_file=accounts[PIPELINE_USER]["private_key"],
                 )
             elif name == "smtp":
-                cmd = [sys.executable, "-m", "tools.services", "run-smtp", "--state-dir", marker, "--host", host, "--port", str(port)]
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "tools.services",
+                    "run-smtp",
+                    "--state-dir",
+                    marker,
+                    "--host",
+                    host,
+                    "--port",
+                    str(port),
+                ]
                 entry.update(folder=str(layout.mail))
             elif use_clamd:
                 config = clamd_mod.write_clamd_config(layout.clamd, port, host)
                 cmd = clamd_mod.clamd_command(config)
-                entry.update(kind="clamd", config=str(config), clamd_log=str(layout.clamd / "clamd.log"))
+                entry.update(
+                    kind="clamd",
+                    config=str(config),
+                    clamd_log=str(layout.clamd / "clamd.log"),
+                )
             else:
-                print(f"WARNING: {clamd_mod.CLAMD_BIN} not installed: starting {clamd_mod.DEV_SCANNER_VERSION}", file=sys.stderr)
-                cmd = [sys.executable, "-m", "tools.services", "run-dev-scanner", "--state-dir", marker, "--host", host, "--port", str(port)]
+                why = (
+                    "requested"
+                    if args.scanner == "dev"
+                    else f"{clamd_mod.CLAMD_BIN} is not installed"
+                )
+                print(
+                    f"WARNING: {why}: starting {clamd_mod.DEV_SCANNER_VERSION}",
+                    file=sys.stderr,
+                )
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "tools.services",
+                    "run-dev-scanner",
+                    "--state-dir",
+                    marker,
+                    "--host",
+                    host,
+                    "--port",
+                    str(port),
+                ]
                 entry.update(kind=clamd_mod.DEV_SCANNER_KIND)
             proc = spawn(layout, name, cmd)
             started.append(name)
             procs[name] = proc
             info[name] = dict(entry, pid=proc.pid)
         for name in SERVICES:
-            answer = wait_ready(name, host, int(info[name]["port"]), args.timeout, procs[name], layout.log_file(name))
+            answer = wait_ready(
+                name,
+                host,
+                int(info[name]["port"]),
+                args.timeout,
+                procs[name],
+                layout.log_file(name),
+            )
             if name == "clamd":
                 info[name]["version"] = answer
-                info[name]["kind"] = clamd_mod.DEV_SCANNER_KIND if answer.startswith(clamd_mod.DEV_SCANNER_KIND) else "clamd"
+                info[name]["kind"] = (
+                    clamd_mod.DEV_SCANNER_KIND
+                    if answer.startswith(clamd_mod.DEV_SCANNER_KIND)
+                    else "clamd"
+                )
     except BaseException:
         # Leave nothing half-started behind: stop what this call started.
         for name in started:
@@ -290,7 +390,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     services = {
         "state_dir": marker,
         "host": host,
-        "manufacturers": sorted(set(manufacturers) | set(previous.get("manufacturers", []))),
+        "manufacturers": sorted(
+            set(manufacturers) | set(previous.get("manufacturers", []))
+        ),
         "accounts": accounts,
         **info,
     }
@@ -301,7 +403,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         extra = f" [{info[name].get('kind')}]" if name == "clamd" else ""
         print(f"{name}: {host}:{info[name]['port']} pid {info[name]['pid']}{extra}")
     if info["clamd"].get("kind") != "clamd":
-        print("WARNING: the scanner is the development EICAR-only scanner, not ClamAV", file=sys.stderr)
+        print(
+            "WARNING: the scanner is the development EICAR-only scanner, not ClamAV",
+            file=sys.stderr,
+        )
     print(f"state: {layout.services_file}")
     return 0
 
@@ -328,7 +433,11 @@ def cmd_status(args: argparse.Namespace) -> int:
             entry = status[name]
             state = f"running (pid {entry['pid']})" if entry["running"] else "stopped"
             port = entry.get("port", "?")
-            kind = f" [{entry.get('kind')}]" if name == "clamd" and entry.get("kind") else ""
+            kind = (
+                f" [{entry.get('kind')}]"
+                if name == "clamd" and entry.get("kind")
+                else ""
+            )
             print(f"{name:6} {state:24} port {port}{kind}")
     return 0 if all(status[n]["running"] for n in SERVICES) else 1
 
@@ -359,7 +468,11 @@ def cmd_run_sftp(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
     )
-    server.run_forever(lambda s: print(f"sftp: listening on {s.host}:{s.port}, root {s.root}", flush=True))
+    server.run_forever(
+        lambda s: print(
+            f"sftp: listening on {s.host}:{s.port}, root {s.root}", flush=True
+        )
+    )
     return 0
 
 
@@ -368,22 +481,36 @@ def cmd_run_smtp(args: argparse.Namespace) -> int:
 
     layout = Layout(args.state_dir)
     server = SmtpServer(layout.mail, host=args.host, port=args.port)
-    server.run_forever(lambda s: print(f"smtp: listening on {s.host}:{s.port}, mail in {s.folder}", flush=True))
+    server.run_forever(
+        lambda s: print(
+            f"smtp: listening on {s.host}:{s.port}, mail in {s.folder}", flush=True
+        )
+    )
     return 0
 
 
 def cmd_run_dev_scanner(args: argparse.Namespace) -> int:
-    print(f"{clamd_mod.DEV_SCANNER_VERSION}: listening on {args.host}:{args.port}", flush=True)
+    print(
+        f"{clamd_mod.DEV_SCANNER_VERSION}: listening on {args.host}:{args.port}",
+        flush=True,
+    )
     clamd_mod.run_dev_scanner(args.host, args.port)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m tools.services", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.services", description=__doc__.split("\n")[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="default: %(default)s")
+        p.add_argument(
+            "--state-dir",
+            type=Path,
+            default=DEFAULT_STATE_DIR,
+            help="default: %(default)s",
+        )
         return p
 
     up = common(sub.add_parser("up", help="start the services (idempotent)"))
@@ -391,23 +518,35 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--sftp-port", type=int, default=8022)
     up.add_argument("--smtp-port", type=int, default=8025)
     up.add_argument("--clamd-port", type=int, default=8310)
-    up.add_argument("--manufacturers", default=DEFAULT_MANUFACTURERS, help="comma-separated codes")
+    up.add_argument(
+        "--manufacturers", default=DEFAULT_MANUFACTURERS, help="comma-separated codes"
+    )
     up.add_argument(
         "--scanner",
         choices=("auto", "clamd", "dev"),
         default="auto",
         help="auto: clamd if installed, else the dev EICAR-only scanner",
     )
-    up.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for each service")
+    up.add_argument(
+        "--timeout", type=float, default=120.0, help="seconds to wait for each service"
+    )
     up.set_defaults(func=cmd_up)
 
-    status = common(sub.add_parser("status", help="show the services; exit 1 unless all run"))
+    status = common(
+        sub.add_parser("status", help="show the services; exit 1 unless all run")
+    )
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
 
-    common(sub.add_parser("down", help="stop the services (idempotent)")).set_defaults(func=cmd_down)
+    common(sub.add_parser("down", help="stop the services (idempotent)")).set_defaults(
+        func=cmd_down
+    )
 
-    for name, func in (("run-sftp", cmd_run_sftp), ("run-smtp", cmd_run_smtp), ("run-dev-scanner", cmd_run_dev_scanner)):
+    for name, func in (
+        ("run-sftp", cmd_run_sftp),
+        ("run-smtp", cmd_run_smtp),
+        ("run-dev-scanner", cmd_run_dev_scanner),
+    ):
         p = common(sub.add_parser(name, help="internal: serve in the foreground"))
         p.add_argument("--host", default="127.0.0.1")
         p.add_argument("--port", type=int, required=True)
@@ -419,7 +558,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command.startswith("run-"):
         # The services' own logs (asyncssh logins, aiosmtpd sessions) go to logs/<name>.log.
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
     return int(args.func(args))
 
 

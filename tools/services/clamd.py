@@ -40,7 +40,9 @@ CLAMD_BIN = Path("/usr/sbin/clamd")
 EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 EICAR_SIGNATURE = "Eicar-Test-Signature"
 DEV_SCANNER_KIND = "dev-eicar-scanner"
-DEV_SCANNER_VERSION = f"{DEV_SCANNER_KIND} (development only, knows only the EICAR test signature)"
+DEV_SCANNER_VERSION = (
+    f"{DEV_SCANNER_KIND} (development only, knows only the EICAR test signature)"
+)
 # Files up to 300 MB must be scanned whole: clamd's defaults (100M) would cut them off.
 SIZE_LIMIT_MB = 1000
 ScannerKind = Literal["clamd", "dev-eicar-scanner"]
@@ -117,7 +119,9 @@ def wait_for_pong(
         if proc is not None and proc.poll() is not None:
             raise ScannerError(f"clamd exited with {proc.returncode}{_tail(log_file)}")
         time.sleep(0.2)
-    raise ScannerError(f"no PONG from {host}:{port} within {timeout:.0f}s{_tail(log_file)}")
+    raise ScannerError(
+        f"no PONG from {host}:{port} within {timeout:.0f}s{_tail(log_file)}"
+    )
 
 
 def _tail(path: Path | None, lines: int = 20) -> str:
@@ -181,7 +185,9 @@ def clamd_command(config: Path) -> list[str]:
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
     """Linux: SIGTERM clamd when the test process dies, so no daemon outlives a killed run."""
     with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(
+            1, signal.SIGTERM
+        )  # PR_SET_PDEATHSIG
 
 
 @dataclass
@@ -330,7 +336,9 @@ def start_dev_scanner(port: int = 0, host: str = "127.0.0.1") -> RunningScanner:
     """Start the EICAR-only development scanner in a background thread."""
     server = DevScannerServer((host, port), _DevScanHandler)
     real_port = int(server.server_address[1])
-    thread = threading.Thread(target=server.serve_forever, name="dev-scanner", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, name="dev-scanner", daemon=True
+    )
     thread.start()
     wait_for_pong(host, real_port, timeout=10)
     return RunningScanner(
@@ -361,7 +369,9 @@ def start_scanner(
     if clamd_available():
         return start_clamd(state_dir, port, host)
     if not allow_dev:
-        raise ScannerError(f"{CLAMD_BIN} is not installed and the dev scanner is not allowed")
+        raise ScannerError(
+            f"{CLAMD_BIN} is not installed and the dev scanner is not allowed"
+        )
     print(
         f"WARNING: {CLAMD_BIN} not installed; using {DEV_SCANNER_VERSION}",
         file=sys.stderr,

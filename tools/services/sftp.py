@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import asyncssh
 
@@ -63,7 +64,9 @@ def ensure_keypair(path: Path, comment: str | None = None) -> Path:
             pub.write_bytes(key.export_public_key("openssh"))
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    key = asyncssh.generate_private_key("ssh-ed25519", comment=comment or f"{path.stem}@recalls-local")
+    key = asyncssh.generate_private_key(
+        "ssh-ed25519", comment=comment or f"{path.stem}@recalls-local"
+    )
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
@@ -87,7 +90,10 @@ def write_accounts_file(path: Path, accounts: Accounts) -> None:
 def read_accounts_file(path: Path) -> dict[str, SftpAccount]:
     """Load the JSON written by :func:`write_accounts_file`."""
     data = json.loads(Path(path).read_text())
-    return {u: SftpAccount(Path(v["authorized_key"]), v.get("chroot", "")) for u, v in data.items()}
+    return {
+        u: SftpAccount(Path(v["authorized_key"]), v.get("chroot", ""))
+        for u, v in data.items()
+    }
 
 
 def _as_account(spec: AccountSpec) -> SftpAccount:
@@ -118,7 +124,9 @@ class _AuthServer(asyncssh.SSHServer):
             try:
                 keys = asyncssh.read_authorized_keys(str(account.authorized_key))
             except (OSError, ValueError, asyncssh.KeyImportError) as exc:
-                log.warning("sftp: cannot read authorized key for %r: %s", username, exc)
+                log.warning(
+                    "sftp: cannot read authorized key for %r: %s", username, exc
+                )
             else:
                 self._conn.set_authorized_keys(keys)
         # Unknown users still "need auth"; with no authorized keys every attempt fails.
@@ -135,6 +143,17 @@ class _AuthServer(asyncssh.SSHServer):
 
     def host_based_auth_supported(self) -> bool:
         return False
+
+
+class _LandingSFTPServer(asyncssh.SFTPServer):
+    """asyncssh's chrooted file server minus links: uploads never need them, and refusing
+    them removes any doubt about where a path the pipeline reads really points."""
+
+    def symlink(self, oldpath: bytes, newpath: bytes) -> None:
+        raise asyncssh.SFTPOpUnsupported("symbolic links are not allowed")
+
+    def link(self, oldpath: bytes, newpath: bytes) -> None:
+        raise asyncssh.SFTPOpUnsupported("hard links are not allowed")
 
 
 class SftpServer:
@@ -174,7 +193,7 @@ class SftpServer:
         """The account for ``username``, or None (a failing source counts as no account)."""
         try:
             return self.accounts().get(username)
-        except Exception:  # noqa: BLE001 - a broken accounts file must not kill the server
+        except Exception:  # a broken accounts file must not kill the server
             log.exception("sftp: cannot load accounts")
             return None
 
@@ -182,18 +201,23 @@ class SftpServer:
         """The absolute chroot folder of an account; refuses anything outside the root."""
         chroot = (self.root / account.chroot).resolve()
         if chroot != self.root and self.root not in chroot.parents:
-            raise ValueError(f"chroot {account.chroot!r} escapes the SFTP root {self.root}")
+            raise ValueError(
+                f"chroot {account.chroot!r} escapes the SFTP root {self.root}"
+            )
         return chroot
 
     def _sftp_factory(self, chan: asyncssh.SSHServerChannel) -> asyncssh.SFTPServer:
+        """One SFTP session: chrooted to the account's folder (created if missing)."""
         username = chan.get_extra_info("username")
         account = self.account(username)
         if account is None:  # pragma: no cover - auth already rejected such users
-            raise asyncssh.ChannelOpenError(asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED, "no account")
+            raise asyncssh.ChannelOpenError(
+                asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED, "no account"
+            )
         chroot = self.chroot_for(account)
         chroot.mkdir(parents=True, exist_ok=True)
         # Always pass a chroot: asyncssh treats chroot=None as "whole filesystem".
-        return asyncssh.SFTPServer(chan, chroot=os.fsencode(chroot))
+        return _LandingSFTPServer(chan, chroot=os.fsencode(chroot))
 
     # -- lifecycle in the current event loop ------------------------------------------
     async def start_async(self) -> None:
@@ -226,15 +250,19 @@ class SftpServer:
         self._connections.clear()
 
     # -- lifecycle in a background thread (pytest fixtures) -------------------------
-    def start(self) -> SftpServer:
+    def start(self) -> Self:
         """Run the server on its own event loop in a daemon thread; returns when listening."""
         if self._thread is not None:
             raise RuntimeError("SFTP server already started")
         loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, name="sftp-server", daemon=True)
+        thread = threading.Thread(
+            target=loop.run_forever, name="sftp-server", daemon=True
+        )
         thread.start()
         try:
-            asyncio.run_coroutine_threadsafe(self.start_async(), loop).result(timeout=30)
+            asyncio.run_coroutine_threadsafe(self.start_async(), loop).result(
+                timeout=30
+            )
         except BaseException:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout=5)
@@ -256,7 +284,7 @@ class SftpServer:
             loop.close()
             self._loop = self._thread = None
 
-    def __enter__(self) -> SftpServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(

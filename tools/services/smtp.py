@@ -8,6 +8,7 @@ do not reliably carry, e.g. Bcc) in ``<name>.json``. Names sort by receive time.
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import itertools
@@ -16,13 +17,13 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -52,14 +53,18 @@ class EmlFolderHandler:
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
+    async def handle_DATA(
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
         raw = envelope.original_content
         if raw is None:  # pragma: no cover - aiosmtpd always sets it after DATA
             raw = envelope.content if isinstance(envelope.content, bytes) else b""
         self.store(raw, envelope.mail_from or "", list(envelope.rcpt_tos), session.peer)
         return "250 Message accepted for delivery"
 
-    def store(self, raw: bytes, mail_from: str, rcpt_tos: list[str], peer: Any = None) -> Path:
+    def store(
+        self, raw: bytes, mail_from: str, rcpt_tos: list[str], peer: Any = None
+    ) -> Path:
         """Write one message; the sidecar is in place before the ``.eml`` appears."""
         self.folder.mkdir(parents=True, exist_ok=True)
         now = datetime.now(UTC)
@@ -75,8 +80,14 @@ class EmlFolderHandler:
                 seq = next(_sequence)
             stem = f"{now:%Y%m%dT%H%M%S%f}Z-{os.getpid()}-{seq:06d}"
             try:
-                fd = os.open(self.folder / f"{stem}.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:  # pragma: no cover - same microsecond, pid and sequence
+                fd = os.open(
+                    self.folder / f"{stem}.json",
+                    os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                    0o644,
+                )
+            except (
+                FileExistsError
+            ):  # pragma: no cover - same microsecond, pid and sequence
                 continue
             with os.fdopen(fd, "w") as fh:
                 json.dump(meta, fh, indent=2)
@@ -148,7 +159,7 @@ class SmtpServer:
     def running(self) -> bool:
         return self._controller is not None
 
-    def start(self) -> SmtpServer:
+    def start(self) -> Self:
         """Listen (again) on ``host:port``; no-op if already running."""
         if self._controller is None:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -168,6 +179,15 @@ class SmtpServer:
         if self._controller is not None:
             controller, self._controller = self._controller, None
             controller.stop()
+
+    @contextlib.contextmanager
+    def down(self) -> Iterator[None]:
+        """An outage: stopped inside the block, listening again (same port) after it."""
+        self.stop()
+        try:
+            yield
+        finally:
+            self.start()
 
     def messages(self) -> list[EmailMessage]:
         return read_messages(self.folder)
@@ -190,7 +210,7 @@ class SmtpServer:
                 return msgs
             time.sleep(0.05)
 
-    def __enter__(self) -> SmtpServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(

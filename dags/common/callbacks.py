@@ -1,0 +1,45 @@
+"""Failure callbacks: technical failures email ops_email; rejections email the manufacturer."""
+
+from __future__ import annotations
+
+import logging
+
+from airflow.exceptions import AirflowFailException
+from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+log = logging.getLogger(__name__)
+
+
+class RecallFileRejected(AirflowFailException):
+    """A manufacturer's file was rejected: the task fails (visible in the grid) without retries."""
+
+    def __init__(self, message: str, outbox_prefix: str) -> None:
+        super().__init__(message)
+        self.outbox_prefix = outbox_prefix
+
+
+class SnapshotHeld(RecallFileRejected):
+    """An accepted snapshot was held by the mass-fix guard: an operator must release it."""
+
+
+ops_failure_notifier = SmtpNotifier(
+    to="{{ var.value.ops_email }}",
+    smtp_conn_id="smtp_default",
+    subject="[vehicle-pipeline] Task failed: {{ ti.dag_id }}.{{ ti.task_id }} ({{ ds }})",
+    html_content=(
+        "<p>Task <b>{{ ti.task_id }}</b> of DAG <b>{{ ti.dag_id }}</b> failed for {{ ds }}"
+        " (run {{ run_id }}, try {{ ti.try_number }}).</p><p>Error: {{ exception | e }}</p>"
+    ),
+)
+
+
+def notify_failure(context) -> None:
+    """A rejection sends the queued outbox messages; anything else is a technical failure."""
+    from dags.common.runtime import deliver_outbox
+
+    exception = context.get("exception")
+    if isinstance(exception, RecallFileRejected):
+        sent, queued = deliver_outbox(exception.outbox_prefix)
+        log.info("outbox %s: %d sent, %d still queued", exception.outbox_prefix, sent, queued)
+        return
+    ops_failure_notifier(context)

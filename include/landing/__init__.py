@@ -1,0 +1,1 @@
+"""Receiving files: the SFTP landing zone and the content-addressed archive."""

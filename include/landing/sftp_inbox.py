@@ -1,0 +1,132 @@
+"""Taking files out of an SFTP inbox: which files belong to a day, when they are complete, and
+how they move to the archive without ever being lost or half-copied.
+
+Works on a paramiko ``SFTPClient`` (what Airflow's SFTPHook hands out), nothing Airflow-specific.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import stat
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+from include.landing.archive import Archive, ReceivedFile
+
+log = logging.getLogger(__name__)
+
+LONDON = ZoneInfo("Europe/London")
+PROCESSED = "processed"
+
+
+class FileStillChanging(Exception):
+    """The remote file changed while it was being copied: try again once it has settled."""
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    name: str
+    size: int
+    mtime: float
+
+    def business_date(self) -> date:
+        return datetime.fromtimestamp(self.mtime, tz=LONDON).date()
+
+
+def is_safe_name(name: str) -> bool:
+    """A plain file name: nothing that could point outside the inbox or confuse a reader."""
+    return (
+        bool(name)
+        and name not in {".", ".."}
+        and "/" not in name
+        and "\\" not in name
+        and not any(ord(ch) < 32 or ord(ch) == 127 for ch in name)
+    )
+
+
+def list_inbox(sftp, inbox: str) -> list[RemoteFile]:
+    """Regular files in the inbox (sub-folders such as processed/ are not uploads)."""
+    files = []
+    for entry in sftp.listdir_attr(inbox):
+        if entry.st_mode is not None and not stat.S_ISREG(entry.st_mode):
+            continue
+        files.append(RemoteFile(entry.filename, int(entry.st_size or 0), float(entry.st_mtime or 0)))
+    return sorted(files, key=lambda f: (f.mtime, f.name))
+
+
+def files_for_day(files: list[RemoteFile], day: date) -> list[RemoteFile]:
+    return [f for f in files if f.business_date() == day]
+
+
+def unsettled(files: list[RemoteFile], settle_seconds: float, now: float | None = None) -> list[RemoteFile]:
+    """Files modified within the settle interval: an upload in progress keeps bumping mtime."""
+    now = time.time() if now is None else now
+    return [f for f in files if now - f.mtime < settle_seconds]
+
+
+def fetch(sftp, inbox: str, remote: RemoteFile, archive: Archive, *, feed: str, source: str) -> ReceivedFile:
+    """Copy one remote file into the archive and record its manifest. Leaves the remote file.
+
+    The copy is checked against the size seen in the listing and the remote file is stat'ed
+    again afterwards: a file that changed meanwhile is not archived (FileStillChanging).
+    """
+    path = posixpath.join(inbox, remote.name)
+    with sftp.open(path, "rb") as handle:
+        handle.prefetch(remote.size)
+        sha256, size = archive.store_stream(handle, expected_size=remote.size)
+    after = sftp.stat(path)
+    if int(after.st_size) != remote.size or float(after.st_mtime) != remote.mtime:
+        raise FileStillChanging(f"{path} changed while it was copied")
+    received = ReceivedFile(
+        feed=feed,
+        source=source,
+        business_date=remote.business_date().isoformat(),
+        original_name=remote.name,
+        remote_path=path,
+        size=size,
+        remote_mtime=remote.mtime,
+        sha256=sha256,
+        received_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    archive.record(received)
+    return received
+
+
+def move_to_processed(sftp, inbox: str, received: ReceivedFile) -> str:
+    """Move the remote file out of the inbox, only once its archived copy is durable."""
+    folder = posixpath.join(inbox, PROCESSED, received.business_date)
+    _makedirs(sftp, folder)
+    target = posixpath.join(folder, f"{received.sha256[:12]}-{received.original_name}")
+    source = posixpath.join(inbox, received.original_name)
+    try:
+        sftp.rename(source, target)
+    except OSError:
+        # Already moved by an earlier attempt that died before finishing: nothing to do.
+        if _exists(sftp, target) and not _exists(sftp, source):
+            return target
+        raise
+    return target
+
+
+def _exists(sftp, path: str) -> bool:
+    try:
+        sftp.stat(path)
+    except OSError:
+        return False
+    return True
+
+
+def _makedirs(sftp, folder: str) -> None:
+    parts = folder.strip("/").split("/")
+    current = "/" if folder.startswith("/") else ""
+    for part in parts:
+        current = posixpath.join(current, part) if current else part
+        if not _exists(sftp, current):
+            try:
+                sftp.mkdir(current)
+            except OSError:
+                if not _exists(sftp, current):
+                    raise

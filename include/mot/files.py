@@ -1,0 +1,471 @@
+"""MOT history files: names, containers, checksums and safe decompression.
+
+DVSA ships ``delta-light-vehicle_DD-MM-YYYY.zip`` (and the weekly ``bulk-light-vehicle_...``)
+as a zip of gzip JSON-lines parts. Everything here is about getting from that container to
+plain JSON-lines *segments* on local disk that DuckDB can scan fast, while refusing inputs that
+could exhaust the machine (decompression bombs, endless lines, absurd nesting) and reporting
+the exact part and line of anything structurally broken. Nothing here parses records: the scan
+is a vectorised byte pass (numpy), so it costs a small fraction of the JSON parse itself.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import re
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+DELTA_PREFIX = "delta-light-vehicle"
+BULK_PREFIX = "bulk-light-vehicle"
+_NAME = re.compile(r"^(delta|bulk)-light-vehicle_(\d{2})-(\d{2})-(\d{4})(\.zip|\.json\.gz|\.jsonl)$")
+_PART_SUFFIXES = (".json.gz", ".jsonl.gz", ".jsonl", ".json")
+_READ_BYTES = 4 * 2**20  # compressed bytes read per step
+_MAX_OUT_STEP = 16 * 2**20  # decompressed bytes produced per step (bounds memory on bombs)
+
+
+class DeltaRejected(Exception):  # noqa: N818 - the name states the outcome the caller records
+    """The file is structurally unusable: nothing in it may be applied.
+
+    ``part`` and ``line`` (1-based, within the decompressed part) locate the problem so the
+    rejection notice can tell DVSA exactly where their export broke.
+    """
+
+    def __init__(self, reason: str, *, part: str | None = None, line: int | None = None) -> None:
+        self.reason = reason
+        self.part = part
+        self.line = line
+        where = ""
+        if part is not None:
+            where = f" (part {part}" + (f", line {line}" if line is not None else "") + ")"
+        super().__init__(f"{reason}{where}")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits; every one is a parameter because DVSA's sizes drift over the years.
+
+    The defaults leave head-room over real files (records of a few KB, ~10x gzip ratio, nesting
+    depth 5) while stopping hostile or corrupt input long before memory or disk runs out.
+    """
+
+    max_decompressed_bytes: int = 64 * 2**30
+    max_ratio: float = 200.0
+    max_line_bytes: int = 8 * 2**20
+    max_depth: int = 32
+    segment_bytes: int = 128 * 2**20
+    ratio_grace_bytes: int = 4 * 2**20  # tiny inputs compress absurdly well; don't flag them
+
+
+# ----------------------------------------------------------------------------------- names
+
+
+def delta_file_name(business_date: date) -> str:
+    """The zip DVSA publishes for ``business_date``."""
+    return f"{DELTA_PREFIX}_{business_date:%d-%m-%Y}.zip"
+
+
+def bulk_file_name(business_date: date) -> str:
+    """The weekly bulk zip for ``business_date``."""
+    return f"{BULK_PREFIX}_{business_date:%d-%m-%Y}.zip"
+
+
+def delta_candidate_names(business_date: date) -> list[str]:
+    """Every accepted name for one day's delta, preferred (zip) first."""
+    stem = f"{DELTA_PREFIX}_{business_date:%d-%m-%Y}"
+    return [f"{stem}.zip", f"{stem}.json.gz", f"{stem}.jsonl"]
+
+
+def parse_file_name(name: str) -> tuple[str, date]:
+    """``("delta"|"bulk", business_date)`` from a file name; ValueError if it is not ours."""
+    match = _NAME.match(Path(name).name)
+    if not match:
+        raise ValueError(f"not an MOT delta/bulk file name: {name!r}")
+    kind, dd, mm, yyyy, _ = match.groups()
+    return kind, datetime.strptime(f"{dd}-{mm}-{yyyy}", "%d-%m-%Y").date()
+
+
+def business_date_from_name(name: str) -> date:
+    """The business date encoded in a delta or bulk file name."""
+    return parse_file_name(name)[1]
+
+
+def find_delta_file(directory: str | Path, business_date: date) -> Path | None:
+    """The delta for ``business_date`` in ``directory`` (zip preferred), or None if absent."""
+    for name in delta_candidate_names(business_date):
+        candidate = Path(directory) / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file, streamed: the identity of a delivery in the audit table."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(8 * 2**20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# ----------------------------------------------------------------------------------- parts
+
+
+@dataclass(frozen=True)
+class PartRef:
+    """One JSON-lines part inside a delivery: its name and how many bytes it occupies on disk."""
+
+    name: str
+    compressed_size: int
+    gzipped: bool
+
+
+def _container(path: Path) -> str:
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    name = path.name.lower()
+    if name.endswith(".zip"):
+        return "zip"
+    if name.endswith(".gz"):
+        return "gzip"
+    if magic.startswith(b"PK\x03\x04"):
+        return "zip"
+    if magic.startswith(b"\x1f\x8b"):
+        return "gzip"
+    return "plain"
+
+
+def list_parts(path: str | Path) -> list[PartRef]:
+    """The parts of a delivery in processing order (sorted by name inside a zip).
+
+    Bulk staging calls this first and then stages each part separately, possibly in parallel.
+    """
+    path = Path(path)
+    kind = _container(path)
+    if kind != "zip":
+        return [PartRef(path.name, path.stat().st_size, kind == "gzip")]
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = [i for i in archive.infolist() if not i.is_dir()]
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DeltaRejected(f"not a readable zip archive: {exc}") from exc
+    parts = [
+        PartRef(i.filename, i.compress_size, i.filename.lower().endswith(".gz"))
+        for i in sorted(infos, key=lambda i: i.filename)
+        if i.filename.lower().endswith(_PART_SUFFIXES)
+    ]
+    if not parts:
+        raise DeltaRejected(f"zip archive holds no JSON-lines parts (members: {[i.filename for i in infos][:10]})")
+    return parts
+
+
+def _open_raw(path: Path, part: PartRef) -> tuple[BinaryIO, zipfile.ZipFile | None]:
+    if _container(path) != "zip":
+        return open(path, "rb"), None
+    archive = zipfile.ZipFile(path)
+    info = archive.getinfo(part.name)
+    if info.flag_bits & 0x1:
+        archive.close()
+        raise DeltaRejected("encrypted zip member", part=part.name)
+    return archive.open(info), archive
+
+
+def _decompressed_chunks(path: Path, part: PartRef, limits: Limits) -> Iterator[bytes]:
+    """Decompressed bytes of one part, checking size and ratio as they are produced.
+
+    zlib's ``max_length`` keeps every step bounded, so a bomb is detected after at most
+    ``_MAX_OUT_STEP`` bytes of overshoot instead of after exhausting memory.
+    """
+    produced = 0
+    budget_ratio = max(limits.ratio_grace_bytes, int(limits.max_ratio * max(part.compressed_size, 1)))
+
+    def check(n: int) -> None:
+        nonlocal produced
+        produced += n
+        if produced > limits.max_decompressed_bytes:
+            raise DeltaRejected(
+                f"decompressed size exceeds limit of {limits.max_decompressed_bytes} bytes (decompression bomb?)",
+                part=part.name,
+            )
+        if produced > budget_ratio:
+            raise DeltaRejected(
+                f"compression ratio exceeds {limits.max_ratio:g}:1 ({part.compressed_size} bytes compressed)"
+                " (decompression bomb?)",
+                part=part.name,
+            )
+
+    try:
+        raw, archive = _open_raw(path, part)
+    except (zipfile.BadZipFile, KeyError, OSError) as exc:
+        raise DeltaRejected(f"cannot open part: {exc}", part=part.name) from exc
+    try:
+        if not part.gzipped:
+            while True:
+                data = raw.read(_READ_BYTES)
+                if not data:
+                    return
+                check(len(data))
+                yield data
+        inflater = zlib.decompressobj(wbits=31)
+        fed = False  # has the current inflater consumed bytes of a member it has not finished?
+        any_input = False
+        while True:
+            data = raw.read(_READ_BYTES)
+            if not data:
+                break
+            while data:
+                fed = True
+                out = inflater.decompress(data, _MAX_OUT_STEP)
+                if out:
+                    check(len(out))
+                    yield out
+                data = inflater.unconsumed_tail
+                if inflater.eof:
+                    # concatenated gzip members are legal gzip: go on with a fresh inflater
+                    data = inflater.unused_data + data
+                    inflater = zlib.decompressobj(wbits=31)
+                    fed = False
+            any_input = True
+        if fed and not inflater.eof:
+            tail = inflater.flush()
+            if tail:
+                check(len(tail))
+                yield tail
+            if not inflater.eof:
+                raise DeltaRejected("truncated gzip stream", part=part.name)
+        if not any_input:
+            raise DeltaRejected("empty gzip stream", part=part.name)
+    except (zlib.error, gzip.BadGzipFile, EOFError) as exc:
+        raise DeltaRejected(f"corrupt gzip data: {exc}", part=part.name) from exc
+    except zipfile.BadZipFile as exc:
+        raise DeltaRejected(f"corrupt zip member: {exc}", part=part.name) from exc
+    finally:
+        raw.close()
+        if archive is not None:
+            archive.close()
+
+
+# ----------------------------------------------------------------------------------- segments
+
+
+@dataclass
+class Segment:
+    """A run of complete lines of one part, decompressed to a plain JSON-lines file.
+
+    Segments bound memory (a 1 GB part becomes several DuckDB scans) and let decompression of
+    the next segment overlap parsing of this one. ``first_line`` is the part's 1-based line
+    number of the segment's first line; ``blank_lines`` lists part line numbers that hold no
+    record (DuckDB skips them, so record ordinals must be mapped back to lines).
+    """
+
+    part: str
+    part_index: int
+    index: int
+    path: Path
+    first_line: int
+    line_count: int
+    bytes: int
+    blank_lines: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    line_offsets: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def record_lines(self) -> np.ndarray:
+        """Part line number of each record, indexed by record ordinal - 1."""
+        lines = np.arange(self.first_line, self.first_line + self.line_count, dtype=np.int64)
+        if self.blank_lines.size:
+            lines = lines[~np.isin(lines, self.blank_lines)]
+        return lines
+
+    def read_line(self, line: int, limit: int = 65536) -> str:
+        """Raw text of one part line held by this segment (for quarantine evidence)."""
+        offset_index = line - self.first_line
+        start = int(self.line_offsets[offset_index])
+        end = int(self.line_offsets[offset_index + 1]) if offset_index + 1 < self.line_offsets.size else self.bytes
+        with open(self.path, "rb") as handle:
+            handle.seek(start)
+            data = handle.read(min(end - start, limit))
+        return data.decode("utf-8", errors="replace").rstrip("\r\n")
+
+
+_KEEP_FOR_DEPTH = b'"{}[]\n'
+_DROP_FOR_DEPTH = bytes(b for b in range(256) if b not in _KEEP_FOR_DEPTH)
+_DEPTH_LUT = np.zeros(256, dtype=np.int8)
+_DEPTH_LUT[ord("{")] = 1
+_DEPTH_LUT[ord("[")] = 1
+_DEPTH_LUT[ord("}")] = -1
+_DEPTH_LUT[ord("]")] = -1
+_WHITESPACE = np.frombuffer(b" \t\r", dtype=np.uint8)
+
+
+def _first_too_deep(buf: bytes, limit: int) -> int | None:
+    """Index of the first line of ``buf`` nested deeper than ``limit``, else None.
+
+    Escapes are dropped first (pairs of backslashes, then escaped quotes), then everything but
+    quotes, brackets and newlines, all with C-speed bytes methods; the remaining bytes go
+    through numpy: quote parity marks brackets inside strings and a running sum of the rest is
+    the nesting depth. Valid JSON lines close every string and bracket, so the running values
+    are back to zero at each line end; only if a candidate is found is the exact per-line
+    count done (a broken earlier line could have shifted the running values).
+    """
+    if b"\\" in buf:
+        buf = buf.replace(b"\\\\", b"").replace(b'\\"', b"")
+    reduced = np.frombuffer(buf.translate(None, _DROP_FOR_DEPTH), dtype=np.uint8)
+    if reduced.size == 0:
+        return None
+    outside = (np.cumsum(reduced == 0x22, dtype=np.uint8) & 1) == 0
+    depth = np.cumsum(_DEPTH_LUT[reduced] * outside, dtype=np.int32)
+    if int(depth.max()) <= limit:
+        return None
+    return _first_too_deep_exact(reduced.tobytes(), limit)
+
+
+def _first_too_deep_exact(reduced: bytes, limit: int) -> int | None:
+    """Line-by-line version of :func:`_first_too_deep`, for the rare positive."""
+    for index, line in enumerate(reduced.split(b"\n")):
+        depth = 0
+        in_string = False
+        for byte in line:
+            if byte == 0x22:
+                in_string = not in_string
+            elif not in_string:
+                depth += int(_DEPTH_LUT[byte])
+                if depth > limit:
+                    return index
+    return None
+
+
+class _SegmentWriter:
+    """Cuts a part's decompressed stream into line-aligned segment files with the byte checks."""
+
+    def __init__(self, part: PartRef, part_index: int, work_dir: Path, limits: Limits) -> None:
+        self.part, self.part_index, self.work_dir, self.limits = part, part_index, work_dir, limits
+        self.carry = b""
+        self.next_line = 1  # part line number of the next complete line
+        self.segment_index = 0
+        self._open_segment()
+
+    def _open_segment(self) -> None:
+        self.seg_path = self.work_dir / f"p{self.part_index:05d}-s{self.segment_index:04d}.jsonl"
+        self.seg_handle = open(self.seg_path, "wb")
+        self.seg_first_line = self.next_line
+        self.seg_bytes = 0
+        self.seg_blanks: list[np.ndarray] = []
+        self.seg_offsets: list[np.ndarray] = []
+
+    def _close_segment(self) -> Segment:
+        self.seg_handle.close()
+        segment = Segment(
+            part=self.part.name,
+            part_index=self.part_index,
+            index=self.segment_index,
+            path=self.seg_path,
+            first_line=self.seg_first_line,
+            line_count=self.next_line - self.seg_first_line,
+            bytes=self.seg_bytes,
+            blank_lines=np.concatenate(self.seg_blanks) if self.seg_blanks else np.zeros(0, dtype=np.int64),
+            line_offsets=np.concatenate(self.seg_offsets) if self.seg_offsets else np.zeros(0, dtype=np.int64),
+        )
+        self.segment_index += 1
+        return segment
+
+    def feed(self, data: bytes, *, final: bool = False) -> Segment | None:
+        """Take decompressed bytes; returns a finished segment when one fills up."""
+        buf = self.carry + data if self.carry else data
+        cut = buf.rfind(b"\n") + 1
+        if final and cut < len(buf):
+            buf += b"\n"
+            cut = len(buf)
+        complete, self.carry = buf[:cut], buf[cut:]
+        if len(self.carry) > self.limits.max_line_bytes:
+            raise DeltaRejected(
+                f"line longer than {self.limits.max_line_bytes} bytes", part=self.part.name, line=self.next_line
+            )
+        if complete:
+            self._write_lines(complete)
+        if self.seg_bytes >= self.limits.segment_bytes and not final:
+            done = self._close_segment()
+            self._open_segment()
+            return done
+        return None
+
+    def finish(self) -> Segment:
+        self.feed(b"", final=True)
+        return self._close_segment()
+
+    def _write_lines(self, buf: bytes) -> None:
+        a = np.frombuffer(buf, dtype=np.uint8)
+        newlines = np.flatnonzero(a == 0x0A)
+        starts = np.concatenate(([0], newlines[:-1] + 1))
+        lengths = newlines - starts  # without the newline
+        first = self.next_line
+        too_long = np.flatnonzero(lengths > self.limits.max_line_bytes)
+        if too_long.size:
+            raise DeltaRejected(
+                f"line longer than {self.limits.max_line_bytes} bytes",
+                part=self.part.name,
+                line=first + int(too_long[0]),
+            )
+        deep = _first_too_deep(buf, self.limits.max_depth)
+        if deep is not None:
+            raise DeltaRejected(
+                f"JSON nested deeper than {self.limits.max_depth} levels", part=self.part.name, line=first + deep
+            )
+        blank_mask = lengths == 0
+        maybe_ws = np.flatnonzero(~blank_mask & np.isin(a[np.minimum(starts, a.size - 1)], _WHITESPACE))
+        for i in maybe_ws.tolist():
+            if not buf[starts[i] : newlines[i]].strip():
+                blank_mask[i] = True
+        if blank_mask.any():
+            self.seg_blanks.append(first + np.flatnonzero(blank_mask).astype(np.int64))
+        self.seg_offsets.append(self.seg_bytes + starts.astype(np.int64))
+        self.seg_handle.write(buf)
+        self.seg_bytes += len(buf)
+        self.next_line += int(newlines.size)
+
+
+def iter_segments(
+    path: str | Path,
+    work_dir: str | Path,
+    limits: Limits | None = None,
+    *,
+    parts: list[PartRef] | None = None,
+    part_indexes: list[int] | None = None,
+) -> Iterator[Segment]:
+    """Decompress the parts of ``path`` into line-aligned segment files under ``work_dir``.
+
+    Raises DeltaRejected on any container, size, line-length or nesting problem. ``parts`` /
+    ``part_indexes`` select a subset (bulk staging runs one part per call); the index is the
+    part's position in :func:`list_parts`, used to keep record identities globally ordered.
+    """
+    path = Path(path)
+    limits = limits or Limits()
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    all_parts = list_parts(path)
+    if parts is None:
+        parts = all_parts
+        part_indexes = list(range(len(all_parts)))
+    elif part_indexes is None:
+        names = [p.name for p in all_parts]
+        part_indexes = [names.index(p.name) for p in parts]
+    for part, part_index in zip(parts, part_indexes, strict=True):
+        writer = _SegmentWriter(part, part_index, work_dir, limits)
+        try:
+            for chunk in _decompressed_chunks(path, part, limits):
+                done = writer.feed(chunk)
+                if done is not None:
+                    yield done
+            last = writer.finish()
+            if last.line_count or last.index == 0:
+                yield last
+            else:
+                last.path.unlink(missing_ok=True)
+        finally:
+            if not writer.seg_handle.closed:
+                writer.seg_handle.close()

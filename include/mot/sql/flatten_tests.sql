@@ -1,0 +1,37 @@
+-- Test and defect frames: UNNEST of motTests, then of each test's defects.
+CREATE OR REPLACE TEMP TABLE mot_seg_tests_nested AS
+SELECT
+    $rec_base + ordinal AS rec,
+    mot_reg(registration) AS registration,
+    unnest(motTests) AS t
+FROM mot_seg_records
+WHERE motTests IS NOT NULL;
+
+CREATE OR REPLACE TEMP TABLE mot_seg_tests AS
+SELECT
+    rec,
+    registration,
+    mot_text(t.motTestNumber) AS mot_test_number_raw,
+    mot_integral(t.motTestNumber) AS mot_test_number,
+    mot_reg(coalesce(t.regMarkTimeOfTest, t.registrationAtTimeOfTest)) AS registration_at_time_of_test,
+    mot_text(t.completedDate) AS completed_date_raw,
+    mot_timestamp(t.completedDate) AS completed_date,
+    mot_enum(t.testResult) AS test_result,
+    mot_text(t.expiryDate) AS expiry_date_raw,
+    mot_date(t.expiryDate) AS expiry_date,
+    mot_text(t.odometerValue) AS odometer_value_raw,
+    mot_odometer(t.odometerValue) AS odometer_value,
+    mot_enum(t.odometerUnit) AS odometer_unit,
+    mot_odometer_result(t.odometerResultType) AS odometer_result_type,
+    mot_enum(t.dataSource) AS data_source
+FROM mot_seg_tests_nested;
+
+CREATE OR REPLACE TEMP TABLE mot_seg_defects AS
+SELECT
+    rec,
+    mot_integral(t.motTestNumber) AS mot_test_number,
+    mot_enum(d.type) AS type,
+    mot_text(d.text) AS text,
+    mot_text(d.dangerous) AS dangerous_raw,
+    TRY_CAST(mot_text(d.dangerous) AS BOOLEAN) AS dangerous
+FROM (SELECT rec, t, unnest(t.defects) AS d FROM mot_seg_tests_nested WHERE t.defects IS NOT NULL);

@@ -1,0 +1,38 @@
+-- Normalisation helpers used by the flatten queries (staging connection only, TEMP macros).
+-- Kept in SQL so the hot path never leaves DuckDB's vectorised engine.
+
+-- Free text: trimmed, empty -> NULL (so '' and a missing field compare equal for versioning).
+CREATE OR REPLACE TEMP MACRO mot_text(x) AS nullif(trim(x), '');
+
+-- Enumerations: DVSA's own examples vary in case and spacing; normalise, never reject on case.
+CREATE OR REPLACE TEMP MACRO mot_enum(x) AS nullif(upper(regexp_replace(trim(x), '\s+', ' ', 'g')), '');
+
+-- Registration marks: upper case without spaces (the consumer key of a vehicle).
+CREATE OR REPLACE TEMP MACRO mot_reg(x) AS nullif(upper(regexp_replace(x, '\s+', '', 'g')), '');
+
+-- Dates: 'YYYY-MM-DD', also accepted with a time part.
+CREATE OR REPLACE TEMP MACRO mot_date(x) AS
+    coalesce(TRY_CAST(mot_text(x) AS DATE), TRY_CAST(TRY_CAST(mot_text(x) AS TIMESTAMP) AS DATE));
+
+CREATE OR REPLACE TEMP MACRO mot_timestamp(x) AS TRY_CAST(mot_text(x) AS TIMESTAMP);
+
+-- Integral numbers: digits, or a number with no fractional part ("1.0e3"). TRY_CAST alone
+-- would round '1.5' to 2, which is exactly the silent corruption we must refuse.
+CREATE OR REPLACE TEMP MACRO mot_integral(x) AS
+    CASE
+        WHEN regexp_full_match(trim(x), '-?[0-9]+') THEN TRY_CAST(trim(x) AS BIGINT)
+        WHEN TRY_CAST(trim(x) AS DOUBLE) = trunc(TRY_CAST(trim(x) AS DOUBLE))
+             AND abs(TRY_CAST(trim(x) AS DOUBLE)) < 9e15
+            THEN CAST(TRY_CAST(trim(x) AS DOUBLE) AS BIGINT)
+    END;
+
+-- Odometer readings: any number in INTEGER range, truncated to whole units.
+CREATE OR REPLACE TEMP MACRO mot_odometer(x) AS
+    CASE
+        WHEN TRY_CAST(trim(x) AS DOUBLE) BETWEEN 0 AND 2147483647
+            THEN CAST(trunc(TRY_CAST(trim(x) AS DOUBLE)) AS INTEGER)
+    END;
+
+-- odometerResultType: 'OK' appears in DVSA examples as a synonym of READ.
+CREATE OR REPLACE TEMP MACRO mot_odometer_result(x) AS
+    CASE WHEN mot_enum(x) = 'OK' THEN 'READ' ELSE replace(mot_enum(x), ' ', '_') END;

@@ -1,0 +1,1 @@
+"""Virus scanning through clamd."""
