@@ -11,7 +11,10 @@
 # --require-clamd  exit non-zero if clamd cannot be installed (the test suite needs it)
 #                  instead of warning that the demo will use the development scanner.
 # --with-chromium  also install chromium (browser tests).
+# CLAMD_BIN        overrides the clamd path checked (default /usr/sbin/clamd; for tests).
 set -euo pipefail
+
+CLAMD="${CLAMD_BIN:-/usr/sbin/clamd}"
 
 require_clamd=0
 with_chromium=0
@@ -69,21 +72,21 @@ apt_install() {
 
 status=0
 
-if [ -x /usr/sbin/clamd ]; then
-    log "clamd present: $(/usr/sbin/clamd --version 2>/dev/null || echo '?')"
+if [ -x "$CLAMD" ]; then
+    log "clamd present: $("$CLAMD" --version 2>/dev/null || echo '?')"
 elif [ "$can_install" -eq 1 ]; then
     if ! apt_install clamav-daemon; then
         log "installing clamav-daemon failed"
     fi
 fi
-if [ ! -x /usr/sbin/clamd ]; then
+if [ ! -x "$CLAMD" ]; then
     if [ "$require_clamd" -eq 1 ]; then
-        log "ERROR: /usr/sbin/clamd is missing and could not be installed (need root or" \
+        log "ERROR: $CLAMD is missing and could not be installed (need root or" \
             "passwordless sudo for 'apt-get install clamav-daemon'). The tests scan with" \
             "the real clamd and cannot run without it."
         status=1
     else
-        log "WARNING: /usr/sbin/clamd is missing and could not be installed; the demo will" \
+        log "WARNING: $CLAMD is missing and could not be installed; the demo will" \
             "use the development EICAR-only scanner (NOT a virus scanner)."
     fi
 fi

@@ -76,8 +76,10 @@ def main() -> None:
     parser.add_argument("--file", type=Path, default=PROJECT_DIR / "airflow_settings.yaml")
     args = parser.parse_args()
     counts = load(args.file)
-    print(f"loaded {args.file.name}: {counts['connections']} connections, {counts['pools']} pools, "
-          f"{counts['variables']} variables")
+    print(
+        f"loaded {args.file.name}: {counts['connections']} connections, {counts['pools']} pools, "
+        f"{counts['variables']} variables"
+    )
 
 
 if __name__ == "__main__":

@@ -374,29 +374,36 @@ class _SegmentWriter:
         self.segment_index += 1
         return segment
 
-    def feed(self, data: bytes, *, final: bool = False) -> Segment | None:
-        """Take decompressed bytes; returns a finished segment when one fills up."""
+    def feed(self, data: bytes, *, final: bool = False) -> list[Segment]:
+        """Take decompressed bytes; returns the segments that filled up (usually none)."""
         buf = self.carry + data if self.carry else data
         cut = buf.rfind(b"\n") + 1
         if final and cut < len(buf):
             buf += b"\n"
             cut = len(buf)
         complete, self.carry = buf[:cut], buf[cut:]
+        done: list[Segment] = []
+        while complete:
+            room = self.limits.segment_bytes - self.seg_bytes
+            if len(complete) <= room:
+                piece, complete = complete, b""
+            else:
+                split = complete.rfind(b"\n", 0, max(room, 1)) + 1 or complete.find(b"\n") + 1
+                piece, complete = complete[:split], complete[split:]
+            self._write_lines(piece)
+            if self.seg_bytes >= self.limits.segment_bytes and (complete or not final):
+                done.append(self._close_segment())
+                self._open_segment()
         if len(self.carry) > self.limits.max_line_bytes:
             raise DeltaRejected(
                 f"line longer than {self.limits.max_line_bytes} bytes", part=self.part.name, line=self.next_line
             )
-        if complete:
-            self._write_lines(complete)
-        if self.seg_bytes >= self.limits.segment_bytes and not final:
-            done = self._close_segment()
-            self._open_segment()
-            return done
-        return None
+        return done
 
-    def finish(self) -> Segment:
-        self.feed(b"", final=True)
-        return self._close_segment()
+    def finish(self) -> list[Segment]:
+        done = self.feed(b"", final=True)
+        done.append(self._close_segment())
+        return done
 
     def _write_lines(self, buf: bytes) -> None:
         a = np.frombuffer(buf, dtype=np.uint8)
@@ -458,14 +465,12 @@ def iter_segments(
         writer = _SegmentWriter(part, part_index, work_dir, limits)
         try:
             for chunk in _decompressed_chunks(path, part, limits):
-                done = writer.feed(chunk)
-                if done is not None:
-                    yield done
-            last = writer.finish()
-            if last.line_count or last.index == 0:
-                yield last
-            else:
-                last.path.unlink(missing_ok=True)
+                yield from writer.feed(chunk)
+            for last in writer.finish():
+                if last.line_count or last.index == 0:
+                    yield last
+                else:
+                    last.path.unlink(missing_ok=True)
         finally:
             if not writer.seg_handle.closed:
                 writer.seg_handle.close()

@@ -40,7 +40,7 @@ def vehicle_schema(*, require_modification: bool = True) -> pa.DataFrameSchema:
     return pa.DataFrameSchema(
         {
             "rec": pa.Column(nullable=False, unique=True),
-            "registration": pa.Column(nullable=True, checks=_present("registration")),
+            "registration": pa.Column(nullable=False, checks=_present("registration")),
             "modification": pa.Column(
                 nullable=not require_modification,
                 checks=pa.Check.isin(MODIFICATIONS, name="modification in CREATED/UPDATED/DELETED"),
@@ -65,7 +65,7 @@ def test_schema() -> pa.DataFrameSchema:
     return pa.DataFrameSchema(
         {
             "rec": pa.Column(nullable=False),
-            "mot_test_number_raw": pa.Column(nullable=True, checks=_present("motTestNumber")),
+            "mot_test_number_raw": pa.Column(nullable=False, checks=_present("motTestNumber")),
             "test_result": pa.Column(nullable=True, checks=pa.Check.isin(TEST_RESULTS, name="testResult known")),
             "odometer_unit": pa.Column(nullable=True, checks=pa.Check.isin(ODOMETER_UNITS, name="odometerUnit known")),
             "odometer_result_type": pa.Column(

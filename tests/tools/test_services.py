@@ -28,17 +28,11 @@ from tools.services.net import read_banner
 from tools.services.sftp import ensure_keypair, public_key_path
 from tools.services.smtp import SmtpServer, read_messages, read_stored
 
-if (
-    TYPE_CHECKING
-):  # imported by pytest_plugins below; importing it here first blocks assert rewriting
+if TYPE_CHECKING:  # the fixtures come from tests/conftest.py's pytest_plugins
     from tests.fixtures.services import SftpService
 
-pytest_plugins = ["tests.fixtures.services"]
-
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CLEAN_CSV = (
-    b"recall_ref,vin,defect\r\nR/2024/001,WDB1234561A000001,Brake hose may chafe\r\n"
-)
+CLEAN_CSV = b"recall_ref,vin,defect\r\nR/2024/001,WDB1234561A000001,Brake hose may chafe\r\n"
 
 
 # -- SFTP -----------------------------------------------------------------------------------
@@ -104,9 +98,7 @@ def test_pipeline_sees_layout_and_reads_renames_and_gets_mtime(
 
 def test_mot_delta_upload_and_file_mtime_on_disk(sftp_service: SftpService) -> None:
     sftp_service.clear()
-    path = sftp_service.upload_mot_delta(
-        "mot_delta_20240601.csv", b"a\n", mtime=1_600_000_000
-    )
+    path = sftp_service.upload_mot_delta("mot_delta_20240601.csv", b"a\n", mtime=1_600_000_000)
     assert sftp_service.local_path(path).read_bytes() == b"a\n"
     assert sftp_service.local_path(path).stat().st_mtime == 1_600_000_000
 
@@ -143,9 +135,7 @@ def test_manufacturer_is_chrooted_to_its_recalls_folder(
 
     root = sftp_service.root
     assert (root / "recalls/ACME/own.csv").read_bytes() == b"mine\n"
-    assert sorted(p.name for p in (root / "recalls/BOLT").iterdir()) == [
-        "bolt_secret.csv"
-    ]
+    assert sorted(p.name for p in (root / "recalls/BOLT").iterdir()) == ["bolt_secret.csv"]
     assert sorted(p.name for p in (root / "mot/delta").iterdir()) == ["mot.csv"]
     assert not list(root.rglob("evil.csv"))
     assert not (root / "recalls/ACME/passwd").exists()
@@ -196,9 +186,7 @@ def test_no_shell_or_exec(sftp_service: SftpService) -> None:
 
 
 # -- SMTP -----------------------------------------------------------------------------------
-def _message(
-    subject: str, to: str = "recalls-team@acme.example", cc: str | None = None
-) -> bytes:
+def _message(subject: str, to: str = "recalls-team@acme.example", cc: str | None = None) -> bytes:
     msg = EmailMessage()
     msg["From"] = "vehicle-recalls-pipeline@dvsa.localhost"
     msg["To"] = to
@@ -224,9 +212,7 @@ def test_smtp_stores_raw_message_and_envelope(smtp_service: SmtpServer) -> None:
     [stored] = read_stored(smtp_service.folder)
     assert stored.path.read_bytes() == raw  # byte for byte (dot-stuffing undone)
     assert stored.mail_from == "vehicle-recalls-pipeline@dvsa.localhost"
-    assert (
-        stored.rcpt_tos == rcpts
-    )  # the Bcc-like recipient exists only in the envelope
+    assert stored.rcpt_tos == rcpts  # the Bcc-like recipient exists only in the envelope
     assert "data-ops" not in str(stored.message)
     [msg] = smtp_service.messages()
     assert msg["Subject"] == "Recall file rejected"
@@ -240,12 +226,8 @@ def test_smtp_files_sort_by_receive_time(smtp_service: SmtpServer) -> None:
     smtp_service.clear()
     with smtplib.SMTP(smtp_service.host, smtp_service.port, timeout=10) as client:
         for i in range(5):
-            client.sendmail(
-                "a@dvsa.localhost", ["b@example.com"], _message(f"message {i}")
-            )
-    assert [m["Subject"] for m in read_messages(smtp_service.folder)] == [
-        f"message {i}" for i in range(5)
-    ]
+            client.sendmail("a@dvsa.localhost", ["b@example.com"], _message(f"message {i}"))
+    assert [m["Subject"] for m in read_messages(smtp_service.folder)] == [f"message {i}" for i in range(5)]
     names = [p.name for p in sorted(smtp_service.folder.glob("*.eml"))]
     assert len(set(names)) == 5
 
@@ -257,9 +239,7 @@ def test_smtp_down_then_up_on_the_same_port(smtp_service: SmtpServer) -> None:
         smtplib.SMTP(smtp_service.host, port, timeout=5)
     assert smtp_service.port == port
     with smtplib.SMTP(smtp_service.host, port, timeout=10) as client:
-        client.sendmail(
-            "a@dvsa.localhost", ["b@example.com"], _message("after the outage")
-        )
+        client.sendmail("a@dvsa.localhost", ["b@example.com"], _message("after the outage"))
     assert [m["Subject"] for m in smtp_service.messages()] == ["after the outage"]
 
     smtp_service.stop()
@@ -294,9 +274,7 @@ def _clamd(
 
 
 def _infected_csv() -> bytes:
-    rows = [b"recall_ref,vin,defect"] + [
-        b"R/2024/%03d,WDB12345%08d,Brake hose may chafe" % (i, i) for i in range(2000)
-    ]
+    rows = [b"recall_ref,vin,defect"] + [b"R/2024/%03d,WDB12345%08d,Brake hose may chafe" % (i, i) for i in range(2000)]
     rows.insert(1000, b"R/2024/999,WDB1234500000999," + EICAR)
     return b"\r\n".join(rows) + b"\r\n"
 
@@ -304,9 +282,7 @@ def _infected_csv() -> bytes:
 def test_real_clamd_answers_ping_and_version(clamd_service: RunningScanner) -> None:
     assert clamd_service.kind == "clamd"
     assert _clamd(clamd_service.host, clamd_service.port, b"PING") == "PONG"
-    assert _clamd(clamd_service.host, clamd_service.port, b"VERSION").startswith(
-        "ClamAV "
-    )
+    assert _clamd(clamd_service.host, clamd_service.port, b"VERSION").startswith("ClamAV ")
 
 
 def test_real_clamd_scans_clean_and_eicar(clamd_service: RunningScanner) -> None:
@@ -320,9 +296,7 @@ def test_real_clamd_scans_clean_and_eicar(clamd_service: RunningScanner) -> None
     infected = _infected_csv()
     # 8 KiB chunks put EICAR across a chunk boundary somewhere; the .ndb must still match.
     embedded = _clamd(host, port, b"INSTREAM", infected)
-    assert embedded.startswith("stream: Eicar-Test-Signature") and embedded.endswith(
-        " FOUND"
-    )
+    assert embedded.startswith("stream: Eicar-Test-Signature") and embedded.endswith(" FOUND")
     offset = infected.index(EICAR)
     split = _clamd(host, port, b"INSTREAM", infected, chunk=offset + 10)
     assert split.endswith(" FOUND")
@@ -336,14 +310,9 @@ def test_dev_scanner_speaks_the_same_protocol() -> None:
         assert _clamd(host, port, b"PING") == "PONG"
         assert "development only" in _clamd(host, port, b"VERSION")
         assert _clamd(host, port, b"INSTREAM", CLEAN_CSV) == "stream: OK"
-        assert (
-            _clamd(host, port, b"INSTREAM", EICAR)
-            == "stream: Eicar-Test-Signature FOUND"
-        )
+        assert _clamd(host, port, b"INSTREAM", EICAR) == "stream: Eicar-Test-Signature FOUND"
         infected = _infected_csv()
-        split = _clamd(
-            host, port, b"INSTREAM", infected, chunk=infected.index(EICAR) + 10
-        )
+        split = _clamd(host, port, b"INSTREAM", infected, chunk=infected.index(EICAR) + 10)
         assert split == "stream: Eicar-Test-Signature FOUND"
     finally:
         scanner.stop()
@@ -380,15 +349,10 @@ def test_cli_up_status_down(tmp_path: Path) -> None:
     ports = ["--sftp-port", "0", "--smtp-port", "0", "--clamd-port", "0"]
     pids: list[int] = []
     try:
-        up = _cli(
-            "up", "--state-dir", str(state), *ports, "--manufacturers", "ACME,BOLT"
-        )
+        up = _cli("up", "--state-dir", str(state), *ports, "--manufacturers", "ACME,BOLT")
         assert up.returncode == 0, up.stderr + up.stdout
         services = json.loads((state / "services.json").read_text())
-        pids = [
-            int((state / "pids" / f"{n}.pid").read_text())
-            for n in ("sftp", "smtp", "clamd")
-        ]
+        pids = [int((state / "pids" / f"{n}.pid").read_text()) for n in ("sftp", "smtp", "clamd")]
         assert all(_alive(pid) for pid in pids)
         assert services["clamd"]["kind"] == "clamd"
         assert services["clamd"]["version"].startswith("ClamAV ")
@@ -406,19 +370,13 @@ def test_cli_up_status_down(tmp_path: Path) -> None:
             "bolt_ed25519",
             "sftp_host_ed25519",
         ):
-            assert (state / "keys" / key).is_file() and (
-                state / "keys" / f"{key}.pub"
-            ).is_file()
+            assert (state / "keys" / key).is_file() and (state / "keys" / f"{key}.pub").is_file()
 
         host = services["host"]
         assert _clamd(host, services["clamd"]["port"], b"PING") == "PONG"
         with smtplib.SMTP(host, services["smtp"]["port"], timeout=10) as client:
-            client.sendmail(
-                "a@dvsa.localhost", ["b@example.com"], _message("via the cli server")
-            )
-        assert [m["Subject"] for m in read_messages(state / "mail")] == [
-            "via the cli server"
-        ]
+            client.sendmail("a@dvsa.localhost", ["b@example.com"], _message("via the cli server"))
+        assert [m["Subject"] for m in read_messages(state / "mail")] == ["via the cli server"]
         _sftp_listdir(
             host,
             services["sftp"]["port"],
@@ -429,24 +387,15 @@ def test_cli_up_status_down(tmp_path: Path) -> None:
         )
 
         # Twice: nothing new starts; a new manufacturer is served without a restart.
-        again = _cli(
-            "up", "--state-dir", str(state), *ports, "--manufacturers", "ACME,BOLT,CRUX"
-        )
+        again = _cli("up", "--state-dir", str(state), *ports, "--manufacturers", "ACME,BOLT,CRUX")
         assert again.returncode == 0, again.stderr + again.stdout
         assert again.stdout.count("already running") == 3
-        assert [
-            int((state / "pids" / f"{n}.pid").read_text())
-            for n in ("sftp", "smtp", "clamd")
-        ] == pids
-        _sftp_listdir(
-            host, services["sftp"]["port"], "crux", state / "keys/crux_ed25519", "/", []
-        )
+        assert [int((state / "pids" / f"{n}.pid").read_text()) for n in ("sftp", "smtp", "clamd")] == pids
+        _sftp_listdir(host, services["sftp"]["port"], "crux", state / "keys/crux_ed25519", "/", [])
 
         status = _cli("status", "--state-dir", str(state), "--json")
         assert status.returncode == 0, status.stderr
-        assert all(
-            json.loads(status.stdout)[n]["running"] for n in ("sftp", "smtp", "clamd")
-        )
+        assert all(json.loads(status.stdout)[n]["running"] for n in ("sftp", "smtp", "clamd"))
     finally:
         down = _cli("down", "--state-dir", str(state))
         for pid in pids:  # never leak a daemon, even if `down` is broken
@@ -462,9 +411,7 @@ def test_cli_up_status_down(tmp_path: Path) -> None:
     assert _cli("down", "--state-dir", str(state)).returncode == 0  # idempotent
 
 
-def _sftp_listdir(
-    host: str, port: int, user: str, key: Path, path: str, expected: list[str]
-) -> None:
+def _sftp_listdir(host: str, port: int, user: str, key: Path, path: str, expected: list[str]) -> None:
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
     client.connect(
@@ -494,3 +441,26 @@ def test_bootstrap_is_a_no_op_when_clamd_is_installed(
     assert result.returncode == 0, result.stderr
     assert "clamd present" in result.stderr
     assert "apt-get" not in result.stderr
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not Path("/usr/bin/setpriv").exists(),
+    reason="needs root to run the script as an unprivileged user",
+)
+def test_bootstrap_without_privileges_warns_or_fails_clearly() -> None:
+    """A normal user without sudo cannot install clamd: warning for the demo, error for tests."""
+    base = [
+        "setpriv",
+        "--reuid=nobody",
+        "--regid=nogroup",
+        "--clear-groups",
+        "bash",
+        str(REPO_ROOT / "tools/bootstrap_system.sh"),
+    ]
+    env = dict(os.environ, CLAMD_BIN="/nonexistent/clamd")
+    demo = subprocess.run(base, env=env, capture_output=True, text=True, check=False)
+    assert demo.returncode == 0, demo.stderr
+    assert "WARNING" in demo.stderr and "development EICAR-only scanner" in demo.stderr
+    tests = subprocess.run([*base, "--require-clamd"], env=env, capture_output=True, text=True, check=False)
+    assert tests.returncode == 1
+    assert "ERROR" in tests.stderr and "cannot run without it" in tests.stderr

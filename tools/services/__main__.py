@@ -89,9 +89,7 @@ def prepare(layout: Layout, manufacturers: list[str]) -> dict[str, dict[str, str
         folder.mkdir(parents=True, exist_ok=True)
     ensure_keypair(layout.host_key, comment="sftp-host@recalls-local")
     accounts: dict[str, SftpAccount] = {}
-    users = [(PIPELINE_USER, "")] + [
-        (code.lower(), f"recalls/{code}") for code in manufacturers
-    ]
+    users = [(PIPELINE_USER, "")] + [(code.lower(), f"recalls/{code}") for code in manufacturers]
     for user, chroot in users:
         key = ensure_keypair(layout.user_key(user), comment=f"{user}@recalls-local")
         (layout.sftp_root / chroot).mkdir(parents=True, exist_ok=True)
@@ -136,12 +134,7 @@ def pid_alive(pid: int, marker: str | None = None) -> bool:
     if proc.is_dir():
         try:
             state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            cmdline = (
-                (proc / "cmdline")
-                .read_bytes()
-                .replace(b"\0", b" ")
-                .decode(errors="replace")
-            )
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except (OSError, IndexError):
             return False
         if state in ("Z", "X"):
@@ -171,9 +164,7 @@ def port_in_use(host: str, port: int) -> bool:
 def spawn(layout: Layout, name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
     """Start ``cmd`` detached (own session, output to logs/<name>.log) and record its PID."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p
-    )
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
     env["PYTHONUNBUFFERED"] = "1"
     with open(layout.log_file(name), "ab") as log:
         proc = subprocess.Popen(
@@ -225,9 +216,7 @@ def wait_ready(
     last_error: Exception | None = None
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise SystemExit(
-                f"{name} exited with code {proc.returncode} while starting; {log}:\n{log_tail(log)}"
-            )
+            raise SystemExit(f"{name} exited with code {proc.returncode} while starting; {log}:\n{log_tail(log)}")
         try:
             if name == "sftp":
                 return wait_for_banner(host, port, b"SSH-2.0-", timeout=1.0).decode()
@@ -238,9 +227,7 @@ def wait_ready(
         except (OSError, TimeoutError) as exc:
             last_error = exc
         time.sleep(0.2)
-    raise SystemExit(
-        f"{name} not ready on {host}:{port} after {timeout:.0f}s ({last_error}); {log}:\n{log_tail(log)}"
-    )
+    raise SystemExit(f"{name} not ready on {host}:{port} after {timeout:.0f}s ({last_error}); {log}:\n{log_tail(log)}")
 
 
 # -- commands -----------------------------------------------------------------------------
@@ -254,20 +241,14 @@ def load_services(layout: Layout) -> dict[str, Any]:
 def cmd_up(args: argparse.Namespace) -> int:
     layout = Layout(args.state_dir)
     host: str = args.host
-    manufacturers = [
-        m.strip().upper() for m in args.manufacturers.split(",") if m.strip()
-    ]
+    manufacturers = [m.strip().upper() for m in args.manufacturers.split(",") if m.strip()]
     accounts = prepare(layout, manufacturers)
     previous = load_services(layout)
     marker = str(layout.state_dir)
 
     if args.scanner == "clamd" and not clamd_mod.clamd_available():
-        raise SystemExit(
-            f"{clamd_mod.CLAMD_BIN} is not installed: run tools/bootstrap_system.sh"
-        )
-    use_clamd = args.scanner == "clamd" or (
-        args.scanner == "auto" and clamd_mod.clamd_available()
-    )
+        raise SystemExit(f"{clamd_mod.CLAMD_BIN} is not installed: run tools/bootstrap_system.sh")
+    use_clamd = args.scanner == "clamd" or (args.scanner == "auto" and clamd_mod.clamd_available())
 
     requested = {
         "sftp": args.sftp_port,
@@ -288,9 +269,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                 continue
             port = requested[name] or free_port(host)
             if port_in_use(host, port):
-                raise SystemExit(
-                    f"{name}: port {host}:{port} is already in use by another process"
-                )
+                raise SystemExit(f"{name}: port {host}:{port} is already in use by another process")
             layout.pid_file(name).unlink(missing_ok=True)
             log = layout.log_file(name)
             entry: dict[str, Any] = {"port": port, "log": str(log)}
@@ -336,11 +315,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                     clamd_log=str(layout.clamd / "clamd.log"),
                 )
             else:
-                why = (
-                    "requested"
-                    if args.scanner == "dev"
-                    else f"{clamd_mod.CLAMD_BIN} is not installed"
-                )
+                why = "requested" if args.scanner == "dev" else f"{clamd_mod.CLAMD_BIN} is not installed"
                 print(
                     f"WARNING: {why}: starting {clamd_mod.DEV_SCANNER_VERSION}",
                     file=sys.stderr,
@@ -374,9 +349,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             if name == "clamd":
                 info[name]["version"] = answer
                 info[name]["kind"] = (
-                    clamd_mod.DEV_SCANNER_KIND
-                    if answer.startswith(clamd_mod.DEV_SCANNER_KIND)
-                    else "clamd"
+                    clamd_mod.DEV_SCANNER_KIND if answer.startswith(clamd_mod.DEV_SCANNER_KIND) else "clamd"
                 )
     except BaseException:
         # Leave nothing half-started behind: stop what this call started.
@@ -390,9 +363,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     services = {
         "state_dir": marker,
         "host": host,
-        "manufacturers": sorted(
-            set(manufacturers) | set(previous.get("manufacturers", []))
-        ),
+        "manufacturers": sorted(set(manufacturers) | set(previous.get("manufacturers", []))),
         "accounts": accounts,
         **info,
     }
@@ -433,11 +404,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             entry = status[name]
             state = f"running (pid {entry['pid']})" if entry["running"] else "stopped"
             port = entry.get("port", "?")
-            kind = (
-                f" [{entry.get('kind')}]"
-                if name == "clamd" and entry.get("kind")
-                else ""
-            )
+            kind = f" [{entry.get('kind')}]" if name == "clamd" and entry.get("kind") else ""
             print(f"{name:6} {state:24} port {port}{kind}")
     return 0 if all(status[n]["running"] for n in SERVICES) else 1
 
@@ -468,11 +435,7 @@ def cmd_run_sftp(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
     )
-    server.run_forever(
-        lambda s: print(
-            f"sftp: listening on {s.host}:{s.port}, root {s.root}", flush=True
-        )
-    )
+    server.run_forever(lambda s: print(f"sftp: listening on {s.host}:{s.port}, root {s.root}", flush=True))
     return 0
 
 
@@ -481,11 +444,7 @@ def cmd_run_smtp(args: argparse.Namespace) -> int:
 
     layout = Layout(args.state_dir)
     server = SmtpServer(layout.mail, host=args.host, port=args.port)
-    server.run_forever(
-        lambda s: print(
-            f"smtp: listening on {s.host}:{s.port}, mail in {s.folder}", flush=True
-        )
-    )
+    server.run_forever(lambda s: print(f"smtp: listening on {s.host}:{s.port}, mail in {s.folder}", flush=True))
     return 0
 
 
@@ -499,9 +458,7 @@ def cmd_run_dev_scanner(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m tools.services", description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m tools.services", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -518,29 +475,21 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--sftp-port", type=int, default=8022)
     up.add_argument("--smtp-port", type=int, default=8025)
     up.add_argument("--clamd-port", type=int, default=8310)
-    up.add_argument(
-        "--manufacturers", default=DEFAULT_MANUFACTURERS, help="comma-separated codes"
-    )
+    up.add_argument("--manufacturers", default=DEFAULT_MANUFACTURERS, help="comma-separated codes")
     up.add_argument(
         "--scanner",
         choices=("auto", "clamd", "dev"),
         default="auto",
         help="auto: clamd if installed, else the dev EICAR-only scanner",
     )
-    up.add_argument(
-        "--timeout", type=float, default=120.0, help="seconds to wait for each service"
-    )
+    up.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for each service")
     up.set_defaults(func=cmd_up)
 
-    status = common(
-        sub.add_parser("status", help="show the services; exit 1 unless all run")
-    )
+    status = common(sub.add_parser("status", help="show the services; exit 1 unless all run"))
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
 
-    common(sub.add_parser("down", help="stop the services (idempotent)")).set_defaults(
-        func=cmd_down
-    )
+    common(sub.add_parser("down", help="stop the services (idempotent)")).set_defaults(func=cmd_down)
 
     for name, func in (
         ("run-sftp", cmd_run_sftp),
@@ -558,9 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command.startswith("run-"):
         # The services' own logs (asyncssh logins, aiosmtpd sessions) go to logs/<name>.log.
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return int(args.func(args))
 
 

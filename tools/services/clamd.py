@@ -40,9 +40,7 @@ CLAMD_BIN = Path("/usr/sbin/clamd")
 EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 EICAR_SIGNATURE = "Eicar-Test-Signature"
 DEV_SCANNER_KIND = "dev-eicar-scanner"
-DEV_SCANNER_VERSION = (
-    f"{DEV_SCANNER_KIND} (development only, knows only the EICAR test signature)"
-)
+DEV_SCANNER_VERSION = f"{DEV_SCANNER_KIND} (development only, knows only the EICAR test signature)"
 # Files up to 300 MB must be scanned whole: clamd's defaults (100M) would cut them off.
 SIZE_LIMIT_MB = 1000
 ScannerKind = Literal["clamd", "dev-eicar-scanner"]
@@ -119,9 +117,7 @@ def wait_for_pong(
         if proc is not None and proc.poll() is not None:
             raise ScannerError(f"clamd exited with {proc.returncode}{_tail(log_file)}")
         time.sleep(0.2)
-    raise ScannerError(
-        f"no PONG from {host}:{port} within {timeout:.0f}s{_tail(log_file)}"
-    )
+    raise ScannerError(f"no PONG from {host}:{port} within {timeout:.0f}s{_tail(log_file)}")
 
 
 def _tail(path: Path | None, lines: int = 20) -> str:
@@ -185,9 +181,7 @@ def clamd_command(config: Path) -> list[str]:
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
     """Linux: SIGTERM clamd when the test process dies, so no daemon outlives a killed run."""
     with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(
-            1, signal.SIGTERM
-        )  # PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 @dataclass
@@ -254,7 +248,7 @@ def start_clamd(
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,  # noqa: PLW1509
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
     finally:
         out.close()
@@ -336,14 +330,10 @@ def start_dev_scanner(port: int = 0, host: str = "127.0.0.1") -> RunningScanner:
     """Start the EICAR-only development scanner in a background thread."""
     server = DevScannerServer((host, port), _DevScanHandler)
     real_port = int(server.server_address[1])
-    thread = threading.Thread(
-        target=server.serve_forever, name="dev-scanner", daemon=True
-    )
+    thread = threading.Thread(target=server.serve_forever, name="dev-scanner", daemon=True)
     thread.start()
     wait_for_pong(host, real_port, timeout=10)
-    return RunningScanner(
-        host=host, port=real_port, kind=DEV_SCANNER_KIND, _server=server, _thread=thread
-    )
+    return RunningScanner(host=host, port=real_port, kind=DEV_SCANNER_KIND, _server=server, _thread=thread)
 
 
 def run_dev_scanner(host: str, port: int) -> None:
@@ -369,9 +359,7 @@ def start_scanner(
     if clamd_available():
         return start_clamd(state_dir, port, host)
     if not allow_dev:
-        raise ScannerError(
-            f"{CLAMD_BIN} is not installed and the dev scanner is not allowed"
-        )
+        raise ScannerError(f"{CLAMD_BIN} is not installed and the dev scanner is not allowed")
     print(
         f"WARNING: {CLAMD_BIN} not installed; using {DEV_SCANNER_VERSION}",
         file=sys.stderr,

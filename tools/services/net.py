@@ -25,9 +25,7 @@ def read_banner(host: str, port: int, timeout: float = 2.0) -> bytes:
         return buf.split(b"\n", 1)[0].rstrip(b"\r")
 
 
-def wait_for_banner(
-    host: str, port: int, prefix: bytes, timeout: float = 30.0
-) -> bytes:
+def wait_for_banner(host: str, port: int, prefix: bytes, timeout: float = 30.0) -> bytes:
     """Poll until the server greets with ``prefix``; raises TimeoutError otherwise."""
     deadline = time.monotonic() + timeout
     last: object = None
@@ -40,6 +38,4 @@ def wait_for_banner(
         except OSError as exc:
             last = exc
         time.sleep(0.1)
-    raise TimeoutError(
-        f"{host}:{port} did not greet with {prefix!r} within {timeout}s (last: {last!r})"
-    )
+    raise TimeoutError(f"{host}:{port} did not greet with {prefix!r} within {timeout}s (last: {last!r})")

@@ -64,9 +64,7 @@ def ensure_keypair(path: Path, comment: str | None = None) -> Path:
             pub.write_bytes(key.export_public_key("openssh"))
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    key = asyncssh.generate_private_key(
-        "ssh-ed25519", comment=comment or f"{path.stem}@recalls-local"
-    )
+    key = asyncssh.generate_private_key("ssh-ed25519", comment=comment or f"{path.stem}@recalls-local")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
@@ -90,10 +88,7 @@ def write_accounts_file(path: Path, accounts: Accounts) -> None:
 def read_accounts_file(path: Path) -> dict[str, SftpAccount]:
     """Load the JSON written by :func:`write_accounts_file`."""
     data = json.loads(Path(path).read_text())
-    return {
-        u: SftpAccount(Path(v["authorized_key"]), v.get("chroot", ""))
-        for u, v in data.items()
-    }
+    return {u: SftpAccount(Path(v["authorized_key"]), v.get("chroot", "")) for u, v in data.items()}
 
 
 def _as_account(spec: AccountSpec) -> SftpAccount:
@@ -124,9 +119,7 @@ class _AuthServer(asyncssh.SSHServer):
             try:
                 keys = asyncssh.read_authorized_keys(str(account.authorized_key))
             except (OSError, ValueError, asyncssh.KeyImportError) as exc:
-                log.warning(
-                    "sftp: cannot read authorized key for %r: %s", username, exc
-                )
+                log.warning("sftp: cannot read authorized key for %r: %s", username, exc)
             else:
                 self._conn.set_authorized_keys(keys)
         # Unknown users still "need auth"; with no authorized keys every attempt fails.
@@ -201,9 +194,7 @@ class SftpServer:
         """The absolute chroot folder of an account; refuses anything outside the root."""
         chroot = (self.root / account.chroot).resolve()
         if chroot != self.root and self.root not in chroot.parents:
-            raise ValueError(
-                f"chroot {account.chroot!r} escapes the SFTP root {self.root}"
-            )
+            raise ValueError(f"chroot {account.chroot!r} escapes the SFTP root {self.root}")
         return chroot
 
     def _sftp_factory(self, chan: asyncssh.SSHServerChannel) -> asyncssh.SFTPServer:
@@ -211,9 +202,7 @@ class SftpServer:
         username = chan.get_extra_info("username")
         account = self.account(username)
         if account is None:  # pragma: no cover - auth already rejected such users
-            raise asyncssh.ChannelOpenError(
-                asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED, "no account"
-            )
+            raise asyncssh.ChannelOpenError(asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED, "no account")
         chroot = self.chroot_for(account)
         chroot.mkdir(parents=True, exist_ok=True)
         # Always pass a chroot: asyncssh treats chroot=None as "whole filesystem".
@@ -255,14 +244,10 @@ class SftpServer:
         if self._thread is not None:
             raise RuntimeError("SFTP server already started")
         loop = asyncio.new_event_loop()
-        thread = threading.Thread(
-            target=loop.run_forever, name="sftp-server", daemon=True
-        )
+        thread = threading.Thread(target=loop.run_forever, name="sftp-server", daemon=True)
         thread.start()
         try:
-            asyncio.run_coroutine_threadsafe(self.start_async(), loop).result(
-                timeout=30
-            )
+            asyncio.run_coroutine_threadsafe(self.start_async(), loop).result(timeout=30)
         except BaseException:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout=5)

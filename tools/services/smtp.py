@@ -53,18 +53,14 @@ class EmlFolderHandler:
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
 
-    async def handle_DATA(
-        self, server: SMTP, session: Session, envelope: Envelope
-    ) -> str:
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content
         if raw is None:  # pragma: no cover - aiosmtpd always sets it after DATA
             raw = envelope.content if isinstance(envelope.content, bytes) else b""
         self.store(raw, envelope.mail_from or "", list(envelope.rcpt_tos), session.peer)
         return "250 Message accepted for delivery"
 
-    def store(
-        self, raw: bytes, mail_from: str, rcpt_tos: list[str], peer: Any = None
-    ) -> Path:
+    def store(self, raw: bytes, mail_from: str, rcpt_tos: list[str], peer: Any = None) -> Path:
         """Write one message; the sidecar is in place before the ``.eml`` appears."""
         self.folder.mkdir(parents=True, exist_ok=True)
         now = datetime.now(UTC)
@@ -85,9 +81,7 @@ class EmlFolderHandler:
                     os.O_WRONLY | os.O_CREAT | os.O_EXCL,
                     0o644,
                 )
-            except (
-                FileExistsError
-            ):  # pragma: no cover - same microsecond, pid and sequence
+            except FileExistsError:  # pragma: no cover - same microsecond, pid and sequence
                 continue
             with os.fdopen(fd, "w") as fh:
                 json.dump(meta, fh, indent=2)

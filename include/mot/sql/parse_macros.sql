@@ -4,11 +4,11 @@
 -- Free text: trimmed, empty -> NULL (so '' and a missing field compare equal for versioning).
 CREATE OR REPLACE TEMP MACRO mot_text(x) AS nullif(trim(x), '');
 
--- Enumerations: DVSA's own examples vary in case and spacing; normalise, never reject on case.
-CREATE OR REPLACE TEMP MACRO mot_enum(x) AS nullif(upper(regexp_replace(trim(x), '\s+', ' ', 'g')), '');
+-- Enumerations: DVSA's own examples vary in case; normalise, never reject on case.
+CREATE OR REPLACE TEMP MACRO mot_enum(x) AS nullif(upper(trim(x)), '');
 
 -- Registration marks: upper case without spaces (the consumer key of a vehicle).
-CREATE OR REPLACE TEMP MACRO mot_reg(x) AS nullif(upper(regexp_replace(x, '\s+', '', 'g')), '');
+CREATE OR REPLACE TEMP MACRO mot_reg(x) AS nullif(upper(replace(trim(x), ' ', '')), '');
 
 -- Dates: 'YYYY-MM-DD', also accepted with a time part.
 CREATE OR REPLACE TEMP MACRO mot_date(x) AS
@@ -20,7 +20,7 @@ CREATE OR REPLACE TEMP MACRO mot_timestamp(x) AS TRY_CAST(mot_text(x) AS TIMESTA
 -- would round '1.5' to 2, which is exactly the silent corruption we must refuse.
 CREATE OR REPLACE TEMP MACRO mot_integral(x) AS
     CASE
-        WHEN regexp_full_match(trim(x), '-?[0-9]+') THEN TRY_CAST(trim(x) AS BIGINT)
+        WHEN NOT (contains(x, '.') OR contains(x, 'e') OR contains(x, 'E')) THEN TRY_CAST(trim(x) AS BIGINT)
         WHEN TRY_CAST(trim(x) AS DOUBLE) = trunc(TRY_CAST(trim(x) AS DOUBLE))
              AND abs(TRY_CAST(trim(x) AS DOUBLE)) < 9e15
             THEN CAST(TRY_CAST(trim(x) AS DOUBLE) AS BIGINT)

@@ -1,0 +1,333 @@
+"""JSON-lines segments -> flattened, validated vehicle / test / defect parquet + quarantine.
+
+The hot path is a single DuckDB ``read_json`` per segment with an explicit nested column list
+(unknown fields are skipped by the scanner, never materialised), followed by SQL ``UNNEST``
+into the three frames, pandera validation of those frames (vectorised, Arrow-backed), and a
+parquet ``COPY`` of the accepted rows. Python touches individual lines only to explain a
+failure: the exact line of a JSON syntax error, or the raw text of a quarantined record.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from include.mot import schema
+from include.mot.files import DeltaRejected, Limits, Segment
+
+VEHICLE_FIELDS = (
+    "registration",
+    "firstUsedDate",
+    "registrationDate",
+    "manufactureDate",
+    "primaryColour",
+    "secondaryColour",
+    "engineSize",
+    "model",
+    "make",
+    "fuelType",
+    "lastMotTestDate",
+    "dataSource",
+    "modification",
+    "last_modification",
+)
+TEST_FIELDS = (
+    "completedDate",
+    "motTestNumber",
+    "dataSource",
+    "expiryDate",
+    "regMarkTimeOfTest",
+    "registrationAtTimeOfTest",
+    "testResult",
+    "odometerValue",
+    "odometerUnit",
+    "odometerResultType",
+)
+DEFECT_FIELDS = ("dangerous", "text", "type")
+
+_DEFECT_TYPE = "STRUCT(" + ", ".join(f'"{f}" VARCHAR' for f in DEFECT_FIELDS) + ")[]"
+_TESTS_TYPE = "STRUCT(" + ", ".join(f'"{f}" VARCHAR' for f in TEST_FIELDS) + f", defects {_DEFECT_TYPE})[]"
+
+# Record ids: part index, segment index and ordinal packed so that ordering by rec is file order.
+PART_SHIFT = 40
+SEGMENT_SHIFT = 28
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("rec", pa.int64()),
+        ("part", pa.string()),
+        ("line", pa.int64()),
+        ("registration", pa.string()),
+        ("reason", pa.string()),
+        ("record", pa.string()),
+    ]
+)
+
+
+@cache
+def sql_text(name: str) -> str:
+    """A statement file from ``include/mot/sql`` (SQL lives beside the code, not in strings)."""
+    return resources.files("include.mot").joinpath("sql").joinpath(name).read_text(encoding="utf-8")
+
+
+def sql_literal(value: str | Path) -> str:
+    """A single-quoted SQL string literal (paths are ours, but quote them properly anyway)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _columns_literal(tests_as_json: bool) -> str:
+    items = [f"{sql_literal(f)}: 'VARCHAR'" for f in VEHICLE_FIELDS]
+    items.append(f"'motTests': {sql_literal('JSON' if tests_as_json else _TESTS_TYPE)}")
+    return "{" + ", ".join(items) + "}"
+
+
+def _json_shape(fields: tuple[str, ...], extra: dict[str, str] | None = None) -> str:
+    shape = {f: "VARCHAR" for f in fields}
+    shape.update(extra or {})
+    return sql_literal(json.dumps([shape]))
+
+
+def staging_connection(*, threads: int | None = None, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB for CPU work: no warehouse file, so no write lock is ever held."""
+    con = duckdb.connect()
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    if memory_limit:
+        con.execute(f"SET memory_limit = {sql_literal(memory_limit)}")
+    con.execute(sql_text("parse_macros.sql"))
+    return con
+
+
+def _fill(template: str, **values: str) -> str:
+    return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], template)
+
+
+def _params(sql: str, params: dict[str, object]) -> dict[str, object]:
+    return {k: v for k, v in params.items() if f"${k}" in sql}
+
+
+def split_statements(script: str) -> list[str]:
+    """Statements of a .sql file: whole-line ``--`` comments dropped, split on ``;``.
+
+    Our SQL files keep semicolons out of string literals and inline comments, so this simple
+    split is exact; it lets each statement get its own named parameters.
+    """
+    body = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("--"))
+    return [s.strip() for s in body.split(";") if s.strip()]
+
+
+def _run(con: duckdb.DuckDBPyConnection, script: str, params: dict[str, object]) -> None:
+    for statement in split_statements(script):
+        con.execute(statement, _params(statement, params))
+
+
+def locate_syntax_error(segment: Segment, limits: Limits) -> tuple[int, str]:
+    """(part line, message) of the first line that is not a JSON object.
+
+    Only called after DuckDB refused the segment, so the per-line Python parse is off the hot
+    path. Python's parser is recursive, hence the depth limit was enforced before we get here.
+    """
+    with open(segment.path, "rb") as handle:
+        for offset, raw in enumerate(handle):
+            text = raw.strip()
+            if not text:
+                continue
+            try:
+                value = json.loads(text)
+            except (ValueError, RecursionError) as exc:
+                return segment.first_line + offset, f"invalid JSON: {exc}"
+            if not isinstance(value, dict):
+                return segment.first_line + offset, f"line is a JSON {type(value).__name__}, not an object"
+    return segment.first_line, "unreadable JSON"
+
+
+def read_segment(con: duckdb.DuckDBPyConnection, segment: Segment, limits: Limits) -> str:
+    """Load one segment into ``mot_seg_records``; returns which path was used.
+
+    Raises DeltaRejected (with part and line) when the segment is not JSON lines at all.
+    """
+    common = {"path": sql_literal(segment.path), "max_object_size": str(limits.max_line_bytes + 16)}
+    try:
+        con.execute(_fill(sql_text("read_typed.sql"), columns=_columns_literal(False), **common))
+        return "typed"
+    except duckdb.Error as exc:
+        message = str(exc)
+        if "transform" not in message.lower() and "expected" not in message.lower():
+            line, why = locate_syntax_error(segment, limits)
+            raise DeltaRejected(why, part=segment.part, line=line) from exc
+    try:
+        con.execute(
+            _fill(
+                sql_text("read_fallback.sql"),
+                json_columns=_columns_literal(True),
+                tests_json_shape=_json_shape(TEST_FIELDS, {"defects": "JSON"}),
+                defects_json_shape=_json_shape(DEFECT_FIELDS),
+                tests_type=_TESTS_TYPE,
+                **common,
+            )
+        )
+    except duckdb.Error as exc:
+        line, why = locate_syntax_error(segment, limits)
+        raise DeltaRejected(why, part=segment.part, line=line) from exc
+    return "fallback"
+
+
+_CHECKED_COLUMNS = {
+    "mot_seg_vehicles": "rec, ordinal, registration_raw, registration, modification, structure_error, "
+    "first_used_date_raw, first_used_date, registration_date_raw, registration_date, "
+    "manufacture_date_raw, manufacture_date, last_mot_test_date_raw, last_mot_test_date",
+    "mot_seg_tests": "rec, mot_test_number_raw, mot_test_number, completed_date_raw, completed_date, test_result, "
+    "expiry_date_raw, expiry_date, odometer_value, odometer_unit, odometer_result_type",
+    "mot_seg_defects": "rec, type, text IS NOT NULL AS text, dangerous_raw, dangerous",
+}
+
+
+def _frame(con: duckdb.DuckDBPyConnection, table: str) -> pd.DataFrame:
+    """The columns the schema checks, as an Arrow-backed pandas frame (no numpy copies)."""
+    query = f"SELECT {_CHECKED_COLUMNS[table]} FROM {table}"
+    return con.sql(query).to_arrow_table().to_pandas(types_mapper=pd.ArrowDtype)
+
+
+@dataclass
+class SegmentResult:
+    """What one segment produced: parquet paths (None when empty) and record counts."""
+
+    part: str
+    records: int
+    accepted: int
+    quarantined: int
+    vehicles_path: Path | None
+    tests_path: Path | None
+    defects_path: Path | None
+    quarantine: pa.Table
+    path_used: str
+    seconds: dict[str, float]
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = self.laps.get(name, 0.0) + now - self._last
+        self._last = now
+
+
+def parse_segment(
+    con: duckdb.DuckDBPyConnection,
+    segment: Segment,
+    out_dir: Path,
+    limits: Limits,
+    *,
+    kind: str = "delta",
+) -> SegmentResult:
+    """Parse, flatten, validate and stage one segment.
+
+    Records failing the pandera schemas are left out of the parquet files and returned as
+    quarantine rows (reason, part, line, raw text); nothing else about the file is decided here.
+    """
+    clock = _Clock()
+    path_used = read_segment(con, segment, limits)
+    clock.lap("read")
+    rec_base = (segment.part_index << PART_SHIFT) + (segment.index << SEGMENT_SHIFT)
+    params = {"rec_base": rec_base, "default_modification": "CREATED" if kind == "bulk" else None}
+    _run(con, sql_text("flatten_vehicles.sql"), params)
+    _run(con, sql_text("flatten_tests.sql"), params)
+    clock.lap("flatten")
+
+    vehicles = _frame(con, "mot_seg_vehicles")
+    tests = _frame(con, "mot_seg_tests")
+    defects = _frame(con, "mot_seg_defects")
+    failures = pd.concat(
+        [
+            schema.failing_records(schema.vehicle_schema(require_modification=kind != "bulk"), vehicles),
+            schema.failing_records(schema.test_schema(), tests),
+            schema.failing_records(schema.defect_schema(), defects),
+        ],
+        ignore_index=True,
+    )
+    del tests, defects
+    clock.lap("validate")
+
+    record_lines = segment.record_lines()
+    quarantine = _quarantine_rows(segment, vehicles, failures, record_lines)
+    con.register("mot_seg_quarantined", pa.table({"rec": quarantine.column("rec")}))
+    con.register("mot_seg_lines", pa.table({"ordinal": range(1, len(record_lines) + 1), "line": record_lines}))
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"p{segment.part_index:05d}-s{segment.index:04d}"
+    accepted = len(vehicles) - quarantine.num_rows
+    paths: dict[str, Path | None] = {"vehicles": None, "tests": None, "defects": None}
+    if True:  # always write (possibly empty) files: the apply reads a fixed set of columns
+        copies = {
+            "vehicles": f"""
+                SELECT v.rec, {sql_literal(segment.part)} AS part, l.line, v.registration, v.modification,
+                       v.make, v.model, v.primary_colour, v.secondary_colour, v.fuel_type, v.engine_size,
+                       v.first_used_date, v.registration_date, v.manufacture_date, v.last_mot_test_date,
+                       v.data_source
+                FROM mot_seg_vehicles v JOIN mot_seg_lines l USING (ordinal)
+                ANTI JOIN mot_seg_quarantined q USING (rec)""",
+            "tests": """
+                SELECT t.rec, t.registration, t.mot_test_number, t.registration_at_time_of_test, t.completed_date,
+                       t.test_result, t.expiry_date, t.odometer_value, t.odometer_unit, t.odometer_result_type,
+                       t.data_source
+                FROM mot_seg_tests t ANTI JOIN mot_seg_quarantined q USING (rec)""",
+            "defects": """
+                SELECT d.rec, d.mot_test_number, d.type, d.text, d.dangerous
+                FROM mot_seg_defects d ANTI JOIN mot_seg_quarantined q USING (rec)""",
+        }
+        for name, query in copies.items():
+            target = out_dir / f"{name}-{stem}.parquet"
+            con.execute(f"COPY ({query}) TO {sql_literal(target)} (FORMAT parquet, COMPRESSION zstd)")
+            paths[name] = target
+    clock.lap("write")
+    con.unregister("mot_seg_quarantined")
+    con.unregister("mot_seg_lines")
+    for table in ("mot_seg_records", "mot_seg_tests_nested", "mot_seg_vehicles", "mot_seg_tests", "mot_seg_defects"):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+    return SegmentResult(
+        part=segment.part,
+        records=len(vehicles),
+        accepted=accepted,
+        quarantined=quarantine.num_rows,
+        vehicles_path=paths["vehicles"],
+        tests_path=paths["tests"],
+        defects_path=paths["defects"],
+        quarantine=quarantine,
+        path_used=path_used,
+        seconds=clock.laps,
+    )
+
+
+def _quarantine_rows(
+    segment: Segment, vehicles: pd.DataFrame, failures: pd.DataFrame, record_lines: object
+) -> pa.Table:
+    """One row per failing record: every reason joined, location, and the raw line as evidence."""
+    if failures.empty:
+        return QUARANTINE_SCHEMA.empty_table()
+    reasons = failures.groupby("rec", sort=True)["reason"].agg(lambda r: "; ".join(sorted(set(r))))
+    info = vehicles.set_index("rec").loc[reasons.index, ["ordinal", "registration_raw"]]
+    ordinals = info["ordinal"].to_numpy(dtype="int64")
+    lines = [int(record_lines[o - 1]) for o in ordinals]  # type: ignore[index]
+    return pa.table(
+        {
+            "rec": pa.array(reasons.index.to_numpy(dtype="int64")),
+            "part": pa.array([segment.part] * len(lines), pa.string()),
+            "line": pa.array(lines, pa.int64()),
+            "registration": pa.array(info["registration_raw"].astype(object).where(info["registration_raw"].notna(), None).tolist(), pa.string()),
+            "reason": pa.array(reasons.tolist(), pa.string()),
+            "record": pa.array([segment.read_line(line) for line in lines], pa.string()),
+        },
+        schema=QUARANTINE_SCHEMA,
+    )

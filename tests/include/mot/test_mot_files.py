@@ -1,0 +1,148 @@
+"""Container handling: names, limits, and exact locations of structural errors."""
+
+from __future__ import annotations
+
+import gzip
+import sys
+import zipfile
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import mot_samples as samples  # noqa: E402
+
+from include.mot import files  # noqa: E402
+from include.mot.files import DeltaRejected, Limits  # noqa: E402
+
+D = date(2024, 3, 1)
+
+
+def segments(path: Path, tmp_path: Path, **limits):
+    return list(files.iter_segments(path, tmp_path / "work", Limits(**limits)))
+
+
+def test_names_round_trip():
+    assert files.delta_file_name(D) == "delta-light-vehicle_01-03-2024.zip"
+    assert files.bulk_file_name(D) == "bulk-light-vehicle_01-03-2024.zip"
+    assert files.business_date_from_name("delta-light-vehicle_01-03-2024.zip") == D
+    assert files.business_date_from_name("delta-light-vehicle_01-03-2024.json.gz") == D
+    assert files.parse_file_name("bulk-light-vehicle_31-12-2023.zip") == ("bulk", date(2023, 12, 31))
+    with pytest.raises(ValueError):
+        files.business_date_from_name("delta-light-vehicle_2024-03-01.zip")
+
+
+def test_find_delta_file_accepts_the_three_containers(tmp_path):
+    assert files.find_delta_file(tmp_path, D) is None
+    samples.write_jsonl(tmp_path / "delta-light-vehicle_01-03-2024.jsonl", [samples.vehicle_record("A1")])
+    assert files.find_delta_file(tmp_path, D).name.endswith(".jsonl")
+    samples.write_delta_zip(tmp_path / files.delta_file_name(D), [samples.vehicle_record("A1")])
+    assert files.find_delta_file(tmp_path, D).name.endswith(".zip")
+
+
+def test_sha256_is_content_identity(tmp_path):
+    a = samples.write_jsonl(tmp_path / "a.jsonl", [samples.vehicle_record("A1")])
+    b = samples.write_jsonl(tmp_path / "b.jsonl", [samples.vehicle_record("A1")])
+    assert files.sha256_file(a) == files.sha256_file(b)
+    assert len(files.sha256_file(a)) == 64
+
+
+def test_zip_parts_are_split_in_order_with_line_numbers(tmp_path):
+    records = [samples.vehicle_record(f"R{i}") for i in range(10)]
+    path = samples.write_delta_zip(tmp_path / "d.zip", records, parts=3)
+    segs = segments(path, tmp_path)
+    assert [s.part_index for s in segs] == [0, 1, 2]
+    assert sum(s.line_count for s in segs) == 10
+    assert all(s.first_line == 1 for s in segs)
+
+
+def test_blank_lines_map_records_to_their_real_lines(tmp_path):
+    path = samples.write_jsonl(tmp_path / "d.jsonl", [samples.vehicle_record("A"), "", "   ", samples.vehicle_record("B")])
+    (seg,) = segments(path, tmp_path)
+    assert seg.record_lines().tolist() == [1, 4]
+    assert '"B"' in seg.read_line(4)
+
+
+def test_small_segments_keep_global_line_numbers(tmp_path):
+    records = [samples.vehicle_record(f"R{i}") for i in range(50)]
+    path = samples.write_json_gz(tmp_path / "d.json.gz", records)
+    segs = segments(path, tmp_path, segment_bytes=2000)
+    assert len(segs) > 3
+    assert segs[1].first_line == segs[0].first_line + segs[0].line_count
+    assert sum(s.line_count for s in segs) == 50
+
+
+def test_not_a_zip_is_rejected(tmp_path):
+    path = tmp_path / "delta-light-vehicle_01-03-2024.zip"
+    path.write_bytes(b"this is not a zip")
+    with pytest.raises(DeltaRejected, match="zip"):
+        segments(path, tmp_path)
+
+
+def test_zip_without_json_parts_is_rejected(tmp_path):
+    path = tmp_path / "d.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("readme.txt", "hello")
+    with pytest.raises(DeltaRejected, match="no JSON-lines parts"):
+        segments(path, tmp_path)
+
+
+def test_bad_gzip_member_names_the_part(tmp_path):
+    path = tmp_path / "d.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("part-001.json.gz", gzip.compress(b'{"registration":"A"}\n'))
+        zf.writestr("part-002.json.gz", b"not gzip at all")
+    with pytest.raises(DeltaRejected) as err:
+        segments(path, tmp_path)
+    assert err.value.part == "part-002.json.gz"
+    assert "gzip" in str(err.value)
+
+
+def test_truncated_gzip_is_rejected(tmp_path):
+    data = gzip.compress(b"".join(b'{"registration":"R%d"}\n' % i for i in range(2000)))
+    path = tmp_path / "d.json.gz"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DeltaRejected, match="truncated|corrupt"):
+        segments(path, tmp_path)
+
+
+def test_decompression_bomb_by_ratio(tmp_path):
+    path = tmp_path / "d.json.gz"
+    path.write_bytes(gzip.compress(b" " * (20 * 2**20)))
+    with pytest.raises(DeltaRejected, match="ratio") as err:
+        segments(path, tmp_path, max_ratio=100, ratio_grace_bytes=2**20)
+    assert err.value.part == "d.json.gz"
+
+
+def test_decompression_bomb_by_size(tmp_path):
+    path = samples.write_json_gz(tmp_path / "d.json.gz", [samples.vehicle_record(f"R{i}") for i in range(200)])
+    with pytest.raises(DeltaRejected, match="decompressed size"):
+        segments(path, tmp_path, max_decompressed_bytes=10_000)
+
+
+def test_over_long_line_reports_its_line(tmp_path):
+    long_record = samples.vehicle_record("LONG", model="X" * 5000)
+    path = samples.write_jsonl(tmp_path / "d.jsonl", [samples.vehicle_record("A"), long_record])
+    with pytest.raises(DeltaRejected, match="longer than") as err:
+        segments(path, tmp_path, max_line_bytes=2000)
+    assert err.value.line == 2
+
+
+def test_over_long_unterminated_line_is_rejected_without_buffering_it_all(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(b'{"registration":"A"}\n{"x":"' + b"y" * 100_000)
+    with pytest.raises(DeltaRejected, match="longer than") as err:
+        segments(path, tmp_path, max_line_bytes=1000)
+    assert err.value.line == 2
+
+
+def test_nesting_depth_limit_reports_its_line(tmp_path):
+    deep = '{"registration":"D","x":' + "[" * 40 + "]" * 40 + "}"
+    in_string = '{"registration":"S","x":"' + "[" * 40 + '\\"[["}'
+    path = samples.write_jsonl(tmp_path / "d.jsonl", [in_string, samples.vehicle_record("A"), deep])
+    with pytest.raises(DeltaRejected, match="nested deeper") as err:
+        segments(path, tmp_path, max_depth=32)
+    assert err.value.line == 3
+    assert len(segments(path, tmp_path / "again", max_depth=64)) == 1

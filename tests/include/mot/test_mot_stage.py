@@ -1,0 +1,204 @@
+"""Staging: parse, flatten, normalise, validate and quarantine (no warehouse involved)."""
+
+from __future__ import annotations
+
+import sys
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import mot_samples as samples  # noqa: E402
+
+from include.mot import DeltaRejected, stage_delta  # noqa: E402
+from include.mot.stage import StagedDelta  # noqa: E402
+
+D = date(2024, 3, 1)
+
+
+def stage(tmp_path: Path, records, *, parts: int = 1, **kwargs) -> StagedDelta:
+    path = samples.write_delta_zip(tmp_path / "in" / "delta-light-vehicle_01-03-2024.zip", records, parts=parts)
+    return stage_delta(path, D, tmp_path / "staging", **kwargs)
+
+
+def rows(paths: list[str], order: str = "rec") -> list[dict]:
+    con = duckdb.connect()
+    cursor = con.execute(f"SELECT * FROM read_parquet({[str(p) for p in paths]}) ORDER BY {order}")
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+
+
+def quarantine(staged: StagedDelta) -> list[dict]:
+    return rows(staged.quarantine, "part, line") if staged.quarantine else []
+
+
+def test_full_record_is_flattened_and_typed(tmp_path):
+    record = samples.vehicle_record(
+        "SN97PLP",
+        "UPDATED",
+        [
+            samples.mot_test(
+                971577975522,
+                completed="2016-06-21 11:26:02",
+                reg_at_test="SE34BUW",
+                defects=[samples.defect("Brake", "ADVISORY"), samples.defect("Tyre", "DANGEROUS", True)],
+            )
+        ],
+    )
+    staged = stage(tmp_path, [record])
+    assert (staged.records, staged.accepted, staged.quarantined) == (1, 1, 0)
+    (vehicle,) = rows(staged.vehicles)
+    assert vehicle["registration"] == "SN97PLP"
+    assert vehicle["modification"] == "UPDATED"
+    assert vehicle["first_used_date"] == date(2003, 3, 27)
+    assert vehicle["last_mot_test_date"] == datetime(2024, 3, 1, 10, 15)
+    assert vehicle["line"] == 1
+    (test,) = rows(staged.tests)
+    assert test["mot_test_number"] == 971577975522
+    assert test["registration_at_time_of_test"] == "SE34BUW"
+    assert test["completed_date"] == datetime(2016, 6, 21, 11, 26, 2)
+    assert test["odometer_value"] == 42366
+    defects = rows(staged.defects, "type")
+    assert [(d["type"], d["dangerous"]) for d in defects] == [("ADVISORY", False), ("DANGEROUS", True)]
+
+
+def test_both_field_name_variants_are_accepted(tmp_path):
+    records = [
+        samples.vehicle_record("A1", "CREATED", [samples.mot_test(1, reg_at_test="OLD1")]),
+        samples.vehicle_record(
+            "A2",
+            "DELETED",
+            [samples.mot_test(2, reg_at_test="OLD2", reg_field="registrationAtTimeOfTest")],
+            modification_field="last_modification",
+        ),
+    ]
+    staged = stage(tmp_path, records)
+    assert staged.quarantined == 0
+    assert [v["modification"] for v in rows(staged.vehicles)] == ["CREATED", "DELETED"]
+    assert [t["registration_at_time_of_test"] for t in rows(staged.tests)] == ["OLD1", "OLD2"]
+
+
+def test_unknown_fields_and_missing_optional_fields_do_not_break(tmp_path):
+    minimal = {"registration": "MIN1", "modification": "CREATED"}
+    extra = samples.vehicle_record(
+        "EXT1",
+        "CREATED",
+        [samples.mot_test(5, brandNewField={"nested": [1, 2, 3]}, defects=[{**samples.defect(), "severity": 3}])],
+        futureField="x",
+        anotherOne=[{"a": 1}],
+    )
+    sparse_test = samples.vehicle_record("SPR1", "CREATED", [{"motTestNumber": 7}])
+    staged = stage(tmp_path, [minimal, extra, sparse_test])
+    assert staged.quarantined == 0, quarantine(staged)
+    vehicles = rows(staged.vehicles)
+    assert vehicles[0]["registration"] == "MIN1" and vehicles[0]["make"] is None
+    assert sorted(t["mot_test_number"] for t in rows(staged.tests)) == [5, 7]
+
+
+def test_enumerations_are_normalised_for_case(tmp_path):
+    record = samples.vehicle_record(
+        "en 12 abc",
+        "updated",
+        [
+            samples.mot_test(1, result="passed", unit="mi", result_type="ok", data_source="dvsa"),
+            samples.mot_test(2, result="Failed", unit="km", result_type="unreadable", odometer=None, data_source="DVA NI"),
+            samples.mot_test(3, unit=None, result_type="NO_ODOMETER", odometer="", data_source="cvs"),
+        ],
+        data_source="dvla",
+    )
+    staged = stage(tmp_path, [record])
+    assert staged.quarantined == 0, quarantine(staged)
+    (vehicle,) = rows(staged.vehicles)
+    assert (vehicle["registration"], vehicle["modification"], vehicle["data_source"]) == ("EN12ABC", "UPDATED", "DVLA")
+    tests = rows(staged.tests, "mot_test_number")
+    assert [(t["test_result"], t["odometer_unit"], t["odometer_result_type"], t["data_source"]) for t in tests] == [
+        ("PASSED", "MI", "READ", "DVSA"),
+        ("FAILED", "KM", "UNREADABLE", "DVA NI"),
+        ("PASSED", None, "NO_ODOMETER", "CVS"),
+    ]
+
+
+BAD = {
+    "no registration": samples.vehicle_record("", "CREATED"),
+    "bad modification": samples.vehicle_record("B2", "CHANGED"),
+    "bad date": samples.vehicle_record("B3", "CREATED", first_used="2003-02-30"),
+    "fractional test number": samples.vehicle_record("B4", "CREATED", [samples.mot_test("12.5")]),
+    "missing test number": samples.vehicle_record("B5", "CREATED", [samples.mot_test(None)]),
+    "odometer not numeric": samples.vehicle_record("B6", "CREATED", [samples.mot_test(6, odometer="lots")]),
+    "bad completed date": samples.vehicle_record("B7", "CREATED", [samples.mot_test(7, completed="yesterday")]),
+    "unknown test result": samples.vehicle_record("B8", "CREATED", [samples.mot_test(8, result="MAYBE")]),
+    "dangerous not boolean": samples.vehicle_record("B9", "CREATED", [samples.mot_test(9, defects=[samples.defect(dangerous="perhaps")])]),
+    "duplicate test in record": samples.vehicle_record("BA", "CREATED", [samples.mot_test(10), samples.mot_test(10)]),
+}
+
+
+def test_bad_records_are_quarantined_with_reason_part_and_line(tmp_path):
+    good = [samples.vehicle_record(f"G{i}", "CREATED", [samples.mot_test(1000 + i)]) for i in range(10)]
+    records = good[:5] + list(BAD.values()) + good[5:]
+    staged = stage(tmp_path, records, parts=2)
+    assert staged.records == 20
+    assert staged.quarantined == len(BAD)
+    assert staged.accepted == 10
+    assert sorted(v["registration"] for v in rows(staged.vehicles)) == sorted(f"G{i}" for i in range(10))
+    assert {t["mot_test_number"] for t in rows(staged.tests)} == {1000 + i for i in range(10)}
+    found = quarantine(staged)
+    assert len(found) == len(BAD)
+    # parts of 10 records each: the bad ones are lines 6-10 of part 1 and 1-5 of part 2
+    locations = [(q["part"].rsplit("-", 1)[1], q["line"]) for q in found]
+    assert locations == [("part001.json.gz", n) for n in range(6, 11)] + [("part002.json.gz", n) for n in range(1, 6)]
+    by_reg = {q["registration"]: q for q in found}
+    assert "registration" in by_reg[""]["reason"]
+    assert "modification" in by_reg["B2"]["reason"]
+    assert "first_used_date" in by_reg["B3"]["reason"]
+    assert "mot_test_number" in by_reg["B4"]["reason"]
+    assert "mot_test_number" in by_reg["B5"]["reason"]
+    assert "odometer" in by_reg["B6"]["reason"]
+    assert "completed_date" in by_reg["B7"]["reason"]
+    assert "testResult" in by_reg["B8"]["reason"]
+    assert "dangerous" in by_reg["B9"]["reason"]
+    assert "BA" in by_reg and by_reg["BA"]["reason"]
+    assert '"registration":"B3"' in by_reg["B3"]["record"]
+
+
+def test_wrong_shapes_are_quarantined_not_fatal(tmp_path):
+    records = [
+        samples.vehicle_record("OK1", "CREATED", [samples.mot_test(1)]),
+        {**samples.vehicle_record("S1", "CREATED"), "motTests": "not a list"},
+        samples.vehicle_record("S2", "CREATED", [samples.mot_test(2, defects="none")]),
+        samples.vehicle_record("S3", "CREATED", [17]),
+    ]
+    staged = stage(tmp_path, records)
+    assert [v["registration"] for v in rows(staged.vehicles)] == ["OK1"]
+    assert [q["registration"] for q in quarantine(staged)] == ["S1", "S2", "S3"]
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "message"),
+    [('{"registration": "X", ', "invalid JSON"), ("[1, 2, 3]", "not an object"), ("plain text", "invalid JSON")],
+)
+def test_a_line_that_is_not_json_rejects_the_file_with_part_and_line(tmp_path, bad_line, message):
+    records = [samples.vehicle_record(f"R{i}") for i in range(6)]
+    records.insert(4, bad_line)  # part 2 holds records 4..6 -> the bad line is its line 1
+    with pytest.raises(DeltaRejected, match=message) as err:
+        stage(tmp_path, records, parts=2)
+    assert err.value.part.endswith("part002.json.gz")
+    assert err.value.line == 1
+    assert not any((tmp_path / "staging").rglob("*.parquet"))
+
+
+def test_staging_is_idempotent_and_reloadable(tmp_path):
+    first = stage(tmp_path, [samples.vehicle_record("A1")])
+    again = stage_delta(Path(first.directory).parents[2].parent / "in" / first.file_name, D, tmp_path / "staging")
+    assert again == first
+    assert StagedDelta.load(first.directory) == first
+    assert StagedDelta.from_dict(first.to_dict()) == first
+
+
+def test_bare_gzip_and_jsonl_containers(tmp_path):
+    gz = samples.write_json_gz(tmp_path / "delta-light-vehicle_01-03-2024.json.gz", [samples.vehicle_record("G1")])
+    jl = samples.write_jsonl(tmp_path / "delta-light-vehicle_01-03-2024.jsonl", [samples.vehicle_record("J1")])
+    assert stage_delta(gz, D, tmp_path / "s1").accepted == 1
+    assert stage_delta(jl, D, tmp_path / "s2").accepted == 1
