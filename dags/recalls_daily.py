@@ -14,7 +14,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, task, task_group
 
-from dags.common.callbacks import RecallFileRejected, SnapshotHeld, notify_failure
+from dags.common.callbacks import FileRejected, SnapshotHeld, notify_failure
 
 default_args = {
     "owner": "data-platform",
@@ -163,7 +163,7 @@ def recalls_daily():
                 raise SnapshotHeld(f"{code} {day}: snapshot HELD by the mass-fix guard", prefix)
             if result.rejected:
                 reasons = "; ".join(f"{f['file_name']}: {', '.join(f['codes'])}" for f in result.rejected)
-                raise RecallFileRejected(f"{code} {day}: REJECTED ({reasons})", prefix)
+                raise FileRejected(f"{code} {day}: REJECTED ({reasons})", prefix)
             return result.__dict__
 
         waited = wait_for_file(manufacturer)
@@ -184,7 +184,10 @@ def recalls_daily():
             docs_dir=runtime.variable("data_docs_path", None) or f"{runtime.archive_path()}/../data_docs",
         )
         if not result["success"]:
-            raise ValueError(f"Great Expectations checkpoint failed: {result['failed']}")
+            from airflow.exceptions import AirflowFailException
+
+            # Deterministic: retrying cannot fix the data, so fail now and tell ops_email.
+            raise AirflowFailException(f"Great Expectations checkpoint failed: {result['failed']}")
         return result
 
     mail = send_queued_mail()

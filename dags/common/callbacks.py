@@ -10,16 +10,17 @@ from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 log = logging.getLogger(__name__)
 
 
-class RecallFileRejected(AirflowFailException):
-    """A manufacturer's file was rejected: the task fails (visible in the grid) without retries."""
+class FileRejected(AirflowFailException):
+    """A received file was rejected: the task fails (visible in the grid) without retries, and the
+    failure callback delivers the messages queued for it (``outbox_prefix``)."""
 
     def __init__(self, message: str, outbox_prefix: str) -> None:
         super().__init__(message)
         self.outbox_prefix = outbox_prefix
 
 
-class SnapshotHeld(RecallFileRejected):
-    """An accepted snapshot was held by the mass-fix guard: an operator must release it."""
+class SnapshotHeld(FileRejected):
+    """A valid file was held (mass-fix guard, quarantine share): an operator must release it."""
 
 
 ops_failure_notifier = SmtpNotifier(
@@ -38,7 +39,7 @@ def notify_failure(context) -> None:
     from dags.common.runtime import deliver_outbox
 
     exception = context.get("exception")
-    if isinstance(exception, RecallFileRejected):
+    if isinstance(exception, FileRejected):
         sent, queued = deliver_outbox(exception.outbox_prefix)
         log.info("outbox %s: %d sent, %d still queued", exception.outbox_prefix, sent, queued)
         return

@@ -42,6 +42,12 @@ class ReceivedFile:
     def day(self) -> date:
         return date.fromisoformat(self.business_date)
 
+    @property
+    def upload_id(self) -> str:
+        """Identifies one upload: the same bytes uploaded twice are two uploads."""
+        name_tag = hashlib.sha256(self.original_name.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+        return f"{int(self.remote_mtime * 1000):015d}-{self.sha256[:16]}-{name_tag}"
+
 
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
@@ -133,8 +139,7 @@ class Archive:
         """Write the manifest of a received file (idempotent for the same upload)."""
         directory = self._manifest_dir(received.feed, received.source, received.business_date)
         directory.mkdir(parents=True, exist_ok=True)
-        name_tag = hashlib.sha256(received.original_name.encode("utf-8", "surrogateescape")).hexdigest()[:8]
-        path = directory / f"{int(received.remote_mtime * 1000):015d}-{received.sha256[:16]}-{name_tag}.json"
+        path = directory / f"{received.upload_id}.json"
         if not path.exists():
             temp = path.with_suffix(".tmp")
             temp.write_text(json.dumps(asdict(received), indent=2, sort_keys=True), encoding="utf-8")

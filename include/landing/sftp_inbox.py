@@ -67,8 +67,20 @@ def unsettled(files: list[RemoteFile], settle_seconds: float, now: float | None 
     return [f for f in files if now - f.mtime < settle_seconds]
 
 
-def fetch(sftp, inbox: str, remote: RemoteFile, archive: Archive, *, feed: str, source: str) -> ReceivedFile:
+def fetch(
+    sftp,
+    inbox: str,
+    remote: RemoteFile,
+    archive: Archive,
+    *,
+    feed: str,
+    source: str,
+    business_date: date | None = None,
+) -> ReceivedFile:
     """Copy one remote file into the archive and record its manifest. Leaves the remote file.
+
+    The business day is the file's upload day in London unless the feed names it (MOT deltas
+    carry their date in the file name).
 
     The copy is checked against the size seen in the listing and the remote file is stat'ed
     again afterwards: a file that changed meanwhile is not archived (FileStillChanging).
@@ -83,7 +95,7 @@ def fetch(sftp, inbox: str, remote: RemoteFile, archive: Archive, *, feed: str, 
     received = ReceivedFile(
         feed=feed,
         source=source,
-        business_date=remote.business_date().isoformat(),
+        business_date=(business_date or remote.business_date()).isoformat(),
         original_name=remote.name,
         remote_path=path,
         size=size,

@@ -85,7 +85,9 @@ def to_email(message: Message, sender: str) -> EmailMessage:
 
 def _open_smtp(settings: SmtpSettings) -> smtplib.SMTP:
     if settings.use_ssl:
-        return smtplib.SMTP_SSL(settings.host, settings.port, timeout=settings.timeout, context=ssl.create_default_context())
+        return smtplib.SMTP_SSL(
+            settings.host, settings.port, timeout=settings.timeout, context=ssl.create_default_context()
+        )
     client = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
     if settings.starttls:
         client.starttls(context=ssl.create_default_context())
@@ -102,7 +104,9 @@ def deliver_pending(con: duckdb.DuckDBPyConnection, settings: SmtpSettings, key_
         client = _open_smtp(settings)
     except (OSError, smtplib.SMTPException) as exc:
         _record_failure(con, [m.key for m in queued], exc)
-        log.warning("SMTP %s:%s unavailable, %d message(s) stay queued: %s", settings.host, settings.port, len(queued), exc)
+        log.warning(
+            "SMTP %s:%s unavailable, %d message(s) stay queued: %s", settings.host, settings.port, len(queued), exc
+        )
         return 0, len(queued)
     try:
         if settings.login:

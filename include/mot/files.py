@@ -31,7 +31,7 @@ _READ_BYTES = 4 * 2**20  # compressed bytes read per step
 _MAX_OUT_STEP = 16 * 2**20  # decompressed bytes produced per step (bounds memory on bombs)
 
 
-class DeltaRejected(Exception):  # noqa: N818 - the name states the outcome the caller records
+class DeltaRejected(Exception):
     """The file is structurally unusable: nothing in it may be applied.
 
     ``part`` and ``line`` (1-based, within the decompressed part) locate the problem so the
@@ -352,7 +352,7 @@ class _SegmentWriter:
 
     def _open_segment(self) -> None:
         self.seg_path = self.work_dir / f"p{self.part_index:05d}-s{self.segment_index:04d}.jsonl"
-        self.seg_handle = open(self.seg_path, "wb")
+        self.seg_handle = open(self.seg_path, "wb")  # noqa: SIM115 - closed by _close_segment
         self.seg_first_line = self.next_line
         self.seg_bytes = 0
         self.seg_blanks: list[np.ndarray] = []

@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -130,7 +131,7 @@ def _run(con: duckdb.DuckDBPyConnection, script: str, params: dict[str, object])
         con.execute(statement, _params(statement, params))
 
 
-def locate_syntax_error(segment: Segment, limits: Limits) -> tuple[int, str]:
+def locate_syntax_error(segment: Segment, limits: Limits) -> tuple[int, str] | None:
     """(part line, message) of the first line that is not a JSON object.
 
     Only called after DuckDB refused the segment, so the per-line Python parse is off the hot
@@ -147,7 +148,7 @@ def locate_syntax_error(segment: Segment, limits: Limits) -> tuple[int, str]:
                 return segment.first_line + offset, f"invalid JSON: {exc}"
             if not isinstance(value, dict):
                 return segment.first_line + offset, f"line is a JSON {type(value).__name__}, not an object"
-    return segment.first_line, "unreadable JSON"
+    return None
 
 
 def read_segment(con: duckdb.DuckDBPyConnection, segment: Segment, limits: Limits) -> str:
@@ -172,13 +173,22 @@ def read_segment(con: duckdb.DuckDBPyConnection, segment: Segment, limits: Limit
                 tests_json_shape=_json_shape(TEST_FIELDS, {"defects": "JSON"}),
                 defects_json_shape=_json_shape(DEFECT_FIELDS),
                 tests_type=_TESTS_TYPE,
+                tests_fields=", ".join(f'"{f}" := t."{f}"' for f in TEST_FIELDS),
                 **common,
             )
         )
     except duckdb.Error as exc:
-        line, why = locate_syntax_error(segment, limits)
-        raise DeltaRejected(why, part=segment.part, line=line) from exc
+        _reject_at_syntax_error(segment, limits, exc)
     return "fallback"
+
+
+def _reject_at_syntax_error(segment: Segment, limits: Limits, exc: duckdb.Error) -> None:
+    """Turn a failed scan into a rejection naming the line; re-raise if no line is at fault."""
+    found = locate_syntax_error(segment, limits)
+    if found is None:
+        raise exc
+    line, why = found
+    raise DeltaRejected(why, part=segment.part, line=line) from exc
 
 
 _CHECKED_COLUMNS = {
@@ -187,7 +197,7 @@ _CHECKED_COLUMNS = {
     "manufacture_date_raw, manufacture_date, last_mot_test_date_raw, last_mot_test_date",
     "mot_seg_tests": "rec, mot_test_number_raw, mot_test_number, completed_date_raw, completed_date, test_result, "
     "expiry_date_raw, expiry_date, odometer_value, odometer_unit, odometer_result_type",
-    "mot_seg_defects": "rec, type, text IS NOT NULL AS text, dangerous_raw, dangerous",
+    "mot_seg_defects": "rec, type, text IS NOT NULL AS has_text, dangerous_raw, dangerous",
 }
 
 
@@ -269,28 +279,28 @@ def parse_segment(
     stem = f"p{segment.part_index:05d}-s{segment.index:04d}"
     accepted = len(vehicles) - quarantine.num_rows
     paths: dict[str, Path | None] = {"vehicles": None, "tests": None, "defects": None}
-    if True:  # always write (possibly empty) files: the apply reads a fixed set of columns
-        copies = {
-            "vehicles": f"""
-                SELECT v.rec, {sql_literal(segment.part)} AS part, l.line, v.registration, v.modification,
-                       v.make, v.model, v.primary_colour, v.secondary_colour, v.fuel_type, v.engine_size,
-                       v.first_used_date, v.registration_date, v.manufacture_date, v.last_mot_test_date,
-                       v.data_source
-                FROM mot_seg_vehicles v JOIN mot_seg_lines l USING (ordinal)
-                ANTI JOIN mot_seg_quarantined q USING (rec)""",
-            "tests": """
-                SELECT t.rec, t.registration, t.mot_test_number, t.registration_at_time_of_test, t.completed_date,
-                       t.test_result, t.expiry_date, t.odometer_value, t.odometer_unit, t.odometer_result_type,
-                       t.data_source
-                FROM mot_seg_tests t ANTI JOIN mot_seg_quarantined q USING (rec)""",
-            "defects": """
-                SELECT d.rec, d.mot_test_number, d.type, d.text, d.dangerous
-                FROM mot_seg_defects d ANTI JOIN mot_seg_quarantined q USING (rec)""",
-        }
-        for name, query in copies.items():
-            target = out_dir / f"{name}-{stem}.parquet"
-            con.execute(f"COPY ({query}) TO {sql_literal(target)} (FORMAT parquet, COMPRESSION zstd)")
-            paths[name] = target
+    # always write the files, even empty: the apply reads a fixed set of columns
+    copies = {
+        "vehicles": f"""
+            SELECT v.rec, {sql_literal(segment.part)} AS part, l.line, v.registration, v.modification,
+                   v.make, v.model, v.primary_colour, v.secondary_colour, v.fuel_type, v.engine_size,
+                   v.first_used_date, v.registration_date, v.manufacture_date, v.last_mot_test_date,
+                   v.data_source
+            FROM mot_seg_vehicles v JOIN mot_seg_lines l USING (ordinal)
+            ANTI JOIN mot_seg_quarantined q USING (rec)""",
+        "tests": """
+            SELECT t.rec, t.registration, t.mot_test_number, t.registration_at_time_of_test, t.completed_date,
+                   t.test_result, t.expiry_date, t.odometer_value, t.odometer_unit, t.odometer_result_type,
+                   t.data_source
+            FROM mot_seg_tests t ANTI JOIN mot_seg_quarantined q USING (rec)""",
+        "defects": """
+            SELECT d.rec, d.mot_test_number, d.type, d.text, d.dangerous
+            FROM mot_seg_defects d ANTI JOIN mot_seg_quarantined q USING (rec)""",
+    }
+    for name, query in copies.items():
+        target = out_dir / f"{name}-{stem}.parquet"
+        con.execute(f"COPY ({query}) TO {sql_literal(target)} (FORMAT parquet, COMPRESSION zstd)")
+        paths[name] = target
     clock.lap("write")
     con.unregister("mot_seg_quarantined")
     con.unregister("mot_seg_lines")
@@ -311,7 +321,7 @@ def parse_segment(
 
 
 def _quarantine_rows(
-    segment: Segment, vehicles: pd.DataFrame, failures: pd.DataFrame, record_lines: object
+    segment: Segment, vehicles: pd.DataFrame, failures: pd.DataFrame, record_lines: np.ndarray
 ) -> pa.Table:
     """One row per failing record: every reason joined, location, and the raw line as evidence."""
     if failures.empty:
@@ -319,13 +329,16 @@ def _quarantine_rows(
     reasons = failures.groupby("rec", sort=True)["reason"].agg(lambda r: "; ".join(sorted(set(r))))
     info = vehicles.set_index("rec").loc[reasons.index, ["ordinal", "registration_raw"]]
     ordinals = info["ordinal"].to_numpy(dtype="int64")
-    lines = [int(record_lines[o - 1]) for o in ordinals]  # type: ignore[index]
+    lines = [int(record_lines[o - 1]) for o in ordinals]
     return pa.table(
         {
             "rec": pa.array(reasons.index.to_numpy(dtype="int64")),
             "part": pa.array([segment.part] * len(lines), pa.string()),
             "line": pa.array(lines, pa.int64()),
-            "registration": pa.array(info["registration_raw"].astype(object).where(info["registration_raw"].notna(), None).tolist(), pa.string()),
+            "registration": pa.array(
+                info["registration_raw"].astype(object).where(info["registration_raw"].notna(), None).tolist(),
+                pa.string(),
+            ),
             "reason": pa.array(reasons.tolist(), pa.string()),
             "record": pa.array([segment.read_line(line) for line in lines], pa.string()),
         },

@@ -94,11 +94,18 @@ def defect_schema() -> pa.DataFrameSchema:
         {"rec": pa.Column(nullable=False)},
         checks=[
             _parses("dangerous_raw", "dangerous"),
-            pa.Check(lambda df: df["text"].notna() | df["type"].notna(), name="defect has text or type"),
+            pa.Check(lambda df: df["has_text"].fillna(False) | df["type"].notna(), name="defect has text or type"),
         ],
         strict=False,
         name="mot_defect_frame",
     )
+
+
+def _value(value: object) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return ""
+    text = str(value)
+    return f" (got {text[:60]!r})"
 
 
 def failing_records(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> pd.DataFrame:
@@ -120,12 +127,13 @@ def failing_records(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> pd.DataF
         frame_level = (cases["schema_context"] == "DataFrameSchema").to_numpy()
         checks = cases["check"].astype(str).to_numpy()
         columns = cases["column"].astype(str).to_numpy()
+        values = cases["failure_case"].to_numpy()
         reasons = pd.DataFrame(
             {
                 "rec": recs.astype("int64"),
                 "reason": [
-                    f"{label}: {check}" if whole else f"{label}: {column} {check}"
-                    for check, column, whole in zip(checks, columns, frame_level, strict=True)
+                    f"{label}: {check}" if whole else f"{label}: {column} {check}{_value(value)}"
+                    for check, column, whole, value in zip(checks, columns, frame_level, values, strict=True)
                 ],
             }
         ).drop_duplicates()

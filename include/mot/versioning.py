@@ -125,9 +125,7 @@ _AUDIT_COLUMNS = (
 )
 
 
-def audit_status(
-    con: duckdb.DuckDBPyConnection, business_date: date, *, kind: str = "delta"
-) -> list[dict[str, Any]]:
+def audit_status(con: duckdb.DuckDBPyConnection, business_date: date, *, kind: str = "delta") -> list[dict[str, Any]]:
     """Audit rows of one business day (newest first), as dicts (timestamps as UTC strings)."""
     cursor = con.execute(
         "SELECT * REPLACE (strftime(first_seen_at AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%SZ') AS first_seen_at,"
@@ -163,9 +161,7 @@ def _record(con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:
             key + values + [row["status"]],
         )
     if row["status"] != "MISSING":
-        con.execute(
-            "DELETE FROM mot_delta_files WHERE business_date = ? AND kind = ? AND status = 'MISSING'", key[:2]
-        )
+        con.execute("DELETE FROM mot_delta_files WHERE business_date = ? AND kind = ? AND status = 'MISSING'", key[:2])
 
 
 def _in_transaction(con: duckdb.DuckDBPyConnection, work: Any) -> Any:
@@ -180,7 +176,12 @@ def _in_transaction(con: duckdb.DuckDBPyConnection, work: Any) -> Any:
 
 
 def record_missing(
-    con: duckdb.DuckDBPyConnection, business_date: date, *, file_name: str, kind: str = "delta", message: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    business_date: date,
+    *,
+    file_name: str,
+    kind: str = "delta",
+    message: str | None = None,
 ) -> bool:
     """Note that no file arrived for ``business_date``; False if a file was already recorded.
 
@@ -256,10 +257,10 @@ def reject(
 def _store_quarantine(con: duckdb.DuckDBPyConnection, staged: StagedDelta, *, file_name: str, sha256: str) -> None:
     con.execute("DELETE FROM mot_quarantine WHERE sha256 = ?", [sha256])
     if staged.quarantine:
+        source = f"read_parquet({_parquet_list(staged.quarantine)})"
         con.execute(
             "INSERT INTO mot_quarantine (business_date, file_name, sha256, part, line, registration, reason, record)"
-            f" SELECT ?, ?, ?, part, line, registration, reason, record FROM read_parquet({_parquet_list(staged.quarantine)})"
-            " ORDER BY part, line",
+            f" SELECT ?, ?, ?, part, line, registration, reason, record FROM {source} ORDER BY part, line",
             [staged.business_date, file_name, sha256],
         )
 

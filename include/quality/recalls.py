@@ -190,7 +190,11 @@ def _snapshot_metrics(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, int
         "SELECT manufacturer, count(*) FROM outstanding_recalls"
         " WHERE manufacturer NOT IN (SELECT manufacturer FROM recall_snapshots) GROUP BY manufacturer"
     ).fetchall():
-        found[manufacturer] = {"missing_from_snapshot": int(outstanding), "extra_in_snapshot": 0, "snapshot_unreadable": 0}
+        found[manufacturer] = {
+            "missing_from_snapshot": int(outstanding),
+            "extra_in_snapshot": 0,
+            "snapshot_unreadable": 0,
+        }
     return found
 
 

@@ -92,7 +92,9 @@ def check_file(
     outcome.warnings = _as_dicts(verdict.warnings)
     outcome.row_count = verdict.row_count
     if len(verdict.report):
-        report_path = archive.derived_path("reports", FEED, received.source, received.business_date, f"{received.sha256}.csv")
+        report_path = archive.derived_path(
+            "reports", FEED, received.source, received.business_date, f"{received.sha256}.csv"
+        )
         report_path.parent.mkdir(parents=True, exist_ok=True)
         verdict.report.to_csv(report_path, index=False)
         outcome.report_path = str(report_path)
@@ -178,8 +180,8 @@ def _record_file(
 ) -> dict[str, Any]:
     received = outcome.file
     previous = con.execute(
-        "SELECT status, released_at FROM recall_files WHERE manufacturer = ? AND business_date = ? AND sha256 = ?",
-        [manufacturer.code, business_date, received.sha256],
+        "SELECT status, released_at FROM recall_files WHERE manufacturer = ? AND business_date = ? AND upload_id = ?",
+        [manufacturer.code, business_date, received.upload_id],
     ).fetchone()
     released_at = previous[1] if previous else None
     status, hold_reason, change = outcome.status, None, None
@@ -189,14 +191,14 @@ def _record_file(
         if check.holds and released_at is None:
             status, hold_reason = "HELD", check.describe()
             message = ops_message(
-                f"recall:{manufacturer.code}:held:{business_date.isoformat()}:{received.sha256}",
+                f"recall:{manufacturer.code}:held:{business_date.isoformat()}:{received.upload_id}",
                 ops_email,
                 f"Recall snapshot HELD: {manufacturer.name} ({manufacturer.code}), {business_date.isoformat()}",
                 [
                     f"The recall file {received.original_name!r} from {manufacturer.name} for "
                     f"{business_date.isoformat()} passed validation but was held: {hold_reason}.",
                     "Nothing was applied. If the file is right, release it with:",
-                    f"airflow dags trigger recalls_release_held --conf '{{\"sha256\": \"{received.sha256}\"}}'",
+                    f'airflow dags trigger recalls_release_held --conf \'{{"sha256": "{received.sha256}"}}\'',
                 ],
             )
             if enqueue(con, message):
@@ -208,13 +210,19 @@ def _record_file(
     if status == "REJECTED":
         report = _load_report(outcome.report_path)
         message = rejection_message(
-            manufacturer, received.original_name, business_date, received.sha256, outcome.findings(), report
+            manufacturer,
+            received.original_name,
+            business_date,
+            received.sha256,
+            outcome.findings(),
+            report,
+            upload_id=received.upload_id,
         )
         if enqueue(con, message):
             queued.append(message.key)
         if Code.INFECTED_FILE in outcome.codes:
             alert = ops_message(
-                f"recall:{manufacturer.code}:infected:{received.sha256}",
+                f"recall:{manufacturer.code}:infected:{received.upload_id}",
                 ops_email,
                 f"Infected recall file quarantined: {manufacturer.code}, {business_date.isoformat()}",
                 [
@@ -227,20 +235,21 @@ def _record_file(
             if enqueue(con, alert):
                 queued.append(alert.key)
     con.execute(
-        "DELETE FROM recall_files WHERE manufacturer = ? AND business_date = ? AND sha256 = ?",
-        [manufacturer.code, business_date, received.sha256],
+        "DELETE FROM recall_files WHERE manufacturer = ? AND business_date = ? AND upload_id = ?",
+        [manufacturer.code, business_date, received.upload_id],
     )
     con.execute(
         """
-        INSERT INTO recall_files (manufacturer, business_date, sha256, file_name, status, error_codes,
+        INSERT INTO recall_files (manufacturer, business_date, upload_id, sha256, file_name, status, error_codes,
             warning_codes, row_count, warning_count, size_bytes, remote_mtime, received_at, scanner_verdict,
             scanner_name, report_path, snapshot_path, added_count, fixed_count, changed_count,
             outstanding_count, hold_reason, released_at, validation_seconds, apply_seconds, dag_run_id)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, to_timestamp(?), CAST(? AS TIMESTAMPTZ), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, to_timestamp(?), CAST(? AS TIMESTAMPTZ), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """,
         [
             manufacturer.code,
             business_date,
+            received.upload_id,
             received.sha256,
             received.original_name,
             status,
@@ -268,6 +277,7 @@ def _record_file(
     )
     return {
         "file_name": received.original_name,
+        "upload_id": received.upload_id,
         "sha256": received.sha256,
         "status": status,
         "codes": outcome.codes,

@@ -71,8 +71,12 @@ def rejection_message(
     sha256: str,
     problems: list[Finding],
     report: pd.DataFrame | None,
+    *,
+    upload_id: str | None = None,
 ) -> Message:
-    subject = f"Recall file rejected: {manufacturer.name} ({manufacturer.code}), {file_name}, {business_date.isoformat()}"
+    subject = (
+        f"Recall file rejected: {manufacturer.name} ({manufacturer.code}), {file_name}, {business_date.isoformat()}"
+    )
     text = [
         f"Dear {manufacturer.name} recalls team,",
         "",
@@ -111,7 +115,7 @@ def rejection_message(
         + f" Please correct the file and upload it again.</p><p><small>File SHA-256: {sha256}</small></p>"
     )
     return Message(
-        key=f"recall:{manufacturer.code}:rejected:{business_date.isoformat()}:{sha256}",
+        key=f"recall:{manufacturer.code}:rejected:{business_date.isoformat()}:{upload_id or sha256}",
         recipients=(manufacturer.team_email,),
         subject=subject,
         body_text="\n".join(text) + "\n",

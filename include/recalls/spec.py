@@ -92,8 +92,7 @@ DESCRIPTION: dict[str, str] = {
     Code.INVALID_MANUFACTURER_REF: "The Manufacturer Campaign Reference contains invalid characters.",
     Code.INVALID_DVSA_REF: "The DVSA Campaign Reference contains invalid characters.",
     Code.CONFLICTING_DUPLICATE: (
-        "The same VIN and Manufacturer Recall Campaign Reference appear more than once with "
-        "different values."
+        "The same VIN and Manufacturer Recall Campaign Reference appear more than once with different values."
     ),
     Code.MULTIPLE_FILES: (
         "You have sent another file while your previous file is still being processed. "

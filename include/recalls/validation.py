@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -130,12 +131,15 @@ def validate_recall_file(data: bytes, file_name: str, *, max_bytes: int = DEFAUL
 
 def _finding(code: str, lines: pd.Series, detail: str = "") -> Finding:
     ordered = lines.sort_values(kind="stable")
-    return Finding(code, detail, int(len(ordered)), tuple(int(x) for x in ordered.head(EXAMPLE_LINES)))
+    return Finding(code, detail, len(ordered), tuple(int(x) for x in ordered.head(EXAMPLE_LINES)))
 
 
 def _check_header(text: str) -> Finding | None:
-    first_line = text.split("\n", 1)[0].rstrip("\r")
-    found = [name.strip() for name in next(csv.reader([first_line]), [])]
+    first_line = re.split(r"\r\n?|\n", text, maxsplit=1)[0]  # any line ending, as the csv module reads
+    try:
+        found = [name.strip() for name in next(csv.reader([first_line]), [])]
+    except csv.Error as exc:  # e.g. a header field longer than the csv module's field limit
+        return Finding(Code.MISSING_COLUMN_HEADERS, f"the header line could not be read: {exc}")
     canonical = {h.lower(): h for h in HEADERS}
     # Header names are matched without regard to case or surrounding spaces: a manufacturer
     # writing "vin" means VIN, and rejecting that would help nobody.
@@ -148,9 +152,7 @@ def _check_header(text: str) -> Finding | None:
         extra = unexpected or [h for h in HEADERS if named.count(h) > 1]
         return Finding(Code.UNEXPECTED_COLUMN_HEADERS, "unexpected: " + ", ".join(extra))
     if tuple(named) != HEADERS:
-        return Finding(
-            Code.COLUMNS_WRONG_ORDER, f"found {', '.join(named)}; expected {', '.join(HEADERS)}"
-        )
+        return Finding(Code.COLUMNS_WRONG_ORDER, f"found {', '.join(named)}; expected {', '.join(HEADERS)}")
     return None
 
 
@@ -161,7 +163,15 @@ def _read_rows(body: bytes, text: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     line i + 2. Anything unusual goes through the csv module, which tracks physical lines exactly.
     """
     trimmed = body.rstrip(b"\r\n")
-    simple = b'"' not in trimmed and b"\n\n" not in trimmed and b"\n\r\n" not in trimmed
+    # A header-only file (no outstanding recalls) has no data rows: Arrow cannot skip its header.
+    # A bare CR is a line ending to both parsers, but Arrow skips the blank lines it can make.
+    simple = (
+        b"\n" in trimmed
+        and b'"' not in trimmed
+        and b"\n\n" not in trimmed
+        and b"\n\r\n" not in trimmed
+        and trimmed.count(b"\r") == trimmed.count(b"\r\n")
+    )
     if simple:
         frame = _read_rows_fast(trimmed)
         if frame is not None:
@@ -200,18 +210,21 @@ def _read_rows_exact(text: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     lines: list[int] = []
     bad: list[dict] = []
     start = reader.line_num + 1
-    for record in reader:
-        if not record:  # a blank line carries no data
+    try:
+        for record in reader:
+            if not record:  # a blank line carries no data
+                start = reader.line_num + 1
+                continue
+            if len(record) == len(HEADERS):
+                rows.append(record)
+                lines.append(start)
+            else:
+                bad.append(
+                    _report_row(start, Code.MALFORMED_ROW, None, f"{len(record)} fields, expected {len(HEADERS)}")
+                )
             start = reader.line_num + 1
-            continue
-        if len(record) == len(HEADERS):
-            rows.append(record)
-            lines.append(start)
-        else:
-            bad.append(
-                _report_row(start, Code.MALFORMED_ROW, None, f"{len(record)} fields, expected {len(HEADERS)}")
-            )
-        start = reader.line_num + 1
+    except csv.Error as exc:  # e.g. a stray quote swallowing the rest of the file: cannot resync
+        bad.append(_report_row(start, Code.MALFORMED_ROW, None, f"unreadable from here on: {exc}"))
     frame = pd.DataFrame(rows, columns=list(HEADERS), dtype=pd.StringDtype("pyarrow"))
     frame.index = pd.Index(lines, name="line", dtype="int64")
     return frame, pd.DataFrame(bad, columns=REPORT_COLUMNS)

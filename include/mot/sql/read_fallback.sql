@@ -27,14 +27,14 @@ SELECT
     coalesce(
         tests_error,
         CASE WHEN list_bool_or(list_transform(
-                 tests_json, t -> t IS NULL OR (t.defects IS NOT NULL AND json_type(t.defects) NOT IN ('ARRAY', 'NULL'))))
+                 tests_json, lambda t: t IS NULL OR (t.defects IS NOT NULL AND json_type(t.defects) NOT IN ('ARRAY', 'NULL'))))
              THEN 'a motTests element is not an object or its defects is not a list' END
     ) AS structure_error,
     * EXCLUDE (ordinal, tests_json, tests_error),
     CAST(list_transform(
         tests_json,
-        t -> struct_insert(
-            t,
+        lambda t: struct_pack(
+            {tests_fields},
             defects := CASE WHEN json_type(t.defects) = 'ARRAY' THEN json_transform(t.defects, {defects_json_shape}) END
         )
     ) AS {tests_type}) AS motTests

@@ -2,6 +2,7 @@
 CREATE TABLE recall_files (
     manufacturer        VARCHAR NOT NULL,
     business_date       DATE NOT NULL,
+    upload_id           VARCHAR,             -- one upload (same bytes twice = two uploads); NULL for MISSING
     sha256              VARCHAR,             -- NULL for MISSING
     file_name           VARCHAR,
     status              VARCHAR NOT NULL CHECK (status IN ('ACCEPTED', 'REJECTED', 'MISSING', 'HELD')),
@@ -27,7 +28,7 @@ CREATE TABLE recall_files (
     recorded_at         TIMESTAMPTZ NOT NULL DEFAULT now(),
     dag_run_id          VARCHAR
 );
-CREATE UNIQUE INDEX recall_files_file ON recall_files (manufacturer, business_date, sha256);
+CREATE UNIQUE INDEX recall_files_upload ON recall_files (manufacturer, business_date, upload_id);
 
 -- Messages to send, written in the same transaction as the decision that causes them, so a
 -- message is never lost (SMTP down: it waits) and never doubled (one row per dedupe key).

@@ -12,10 +12,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import mot_samples as samples  # noqa: E402
-
-from include.mot import files  # noqa: E402
-from include.mot.files import DeltaRejected, Limits  # noqa: E402
+from include.mot import files
+from include.mot.files import DeltaRejected, Limits
+from tools import mot_samples as samples
 
 D = date(2024, 3, 1)
 
@@ -59,7 +58,9 @@ def test_zip_parts_are_split_in_order_with_line_numbers(tmp_path):
 
 
 def test_blank_lines_map_records_to_their_real_lines(tmp_path):
-    path = samples.write_jsonl(tmp_path / "d.jsonl", [samples.vehicle_record("A"), "", "   ", samples.vehicle_record("B")])
+    path = samples.write_jsonl(
+        tmp_path / "d.jsonl", [samples.vehicle_record("A"), "", "   ", samples.vehicle_record("B")]
+    )
     (seg,) = segments(path, tmp_path)
     assert seg.record_lines().tolist() == [1, 4]
     assert '"B"' in seg.read_line(4)
@@ -104,7 +105,7 @@ def test_truncated_gzip_is_rejected(tmp_path):
     data = gzip.compress(b"".join(b'{"registration":"R%d"}\n' % i for i in range(2000)))
     path = tmp_path / "d.json.gz"
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(DeltaRejected, match="truncated|corrupt"):
+    with pytest.raises(DeltaRejected, match=r"truncated|corrupt"):
         segments(path, tmp_path)
 
 

@@ -11,10 +11,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import mot_samples as samples  # noqa: E402
-
-from include.mot import DeltaRejected, stage_delta  # noqa: E402
-from include.mot.stage import StagedDelta  # noqa: E402
+from include.mot import DeltaRejected, stage_delta
+from include.mot.stage import StagedDelta
+from tools import mot_samples as samples
 
 D = date(2024, 3, 1)
 
@@ -104,7 +103,9 @@ def test_enumerations_are_normalised_for_case(tmp_path):
         "updated",
         [
             samples.mot_test(1, result="passed", unit="mi", result_type="ok", data_source="dvsa"),
-            samples.mot_test(2, result="Failed", unit="km", result_type="unreadable", odometer=None, data_source="DVA NI"),
+            samples.mot_test(
+                2, result="Failed", unit="km", result_type="unreadable", odometer=None, data_source="DVA NI"
+            ),
             samples.mot_test(3, unit=None, result_type="NO_ODOMETER", odometer="", data_source="cvs"),
         ],
         data_source="dvla",
@@ -130,7 +131,9 @@ BAD = {
     "odometer not numeric": samples.vehicle_record("B6", "CREATED", [samples.mot_test(6, odometer="lots")]),
     "bad completed date": samples.vehicle_record("B7", "CREATED", [samples.mot_test(7, completed="yesterday")]),
     "unknown test result": samples.vehicle_record("B8", "CREATED", [samples.mot_test(8, result="MAYBE")]),
-    "dangerous not boolean": samples.vehicle_record("B9", "CREATED", [samples.mot_test(9, defects=[samples.defect(dangerous="perhaps")])]),
+    "dangerous not boolean": samples.vehicle_record(
+        "B9", "CREATED", [samples.mot_test(9, defects=[samples.defect(dangerous="perhaps")])]
+    ),
     "duplicate test in record": samples.vehicle_record("BA", "CREATED", [samples.mot_test(10), samples.mot_test(10)]),
 }
 
@@ -157,7 +160,7 @@ def test_bad_records_are_quarantined_with_reason_part_and_line(tmp_path):
     assert "mot_test_number" in by_reg["B5"]["reason"]
     assert "odometer" in by_reg["B6"]["reason"]
     assert "completed_date" in by_reg["B7"]["reason"]
-    assert "testResult" in by_reg["B8"]["reason"]
+    assert "test_result" in by_reg["B8"]["reason"]
     assert "dangerous" in by_reg["B9"]["reason"]
     assert "BA" in by_reg and by_reg["BA"]["reason"]
     assert '"registration":"B3"' in by_reg["B3"]["record"]
@@ -167,12 +170,14 @@ def test_wrong_shapes_are_quarantined_not_fatal(tmp_path):
     records = [
         samples.vehicle_record("OK1", "CREATED", [samples.mot_test(1)]),
         {**samples.vehicle_record("S1", "CREATED"), "motTests": "not a list"},
-        samples.vehicle_record("S2", "CREATED", [samples.mot_test(2, defects="none")]),
+        samples.vehicle_record("S2", "CREATED", [{**samples.mot_test(2), "defects": "none"}]),
         samples.vehicle_record("S3", "CREATED", [17]),
+        samples.vehicle_record("S4", "CREATED", [samples.mot_test(4, defects=["not an object"])]),
     ]
     staged = stage(tmp_path, records)
     assert [v["registration"] for v in rows(staged.vehicles)] == ["OK1"]
-    assert [q["registration"] for q in quarantine(staged)] == ["S1", "S2", "S3"]
+    assert [q["registration"] for q in quarantine(staged)] == ["S1", "S2", "S3", "S4"]
+    assert "not a list" in quarantine(staged)[0]["reason"]
 
 
 @pytest.mark.parametrize(

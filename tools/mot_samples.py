@@ -21,7 +21,9 @@ from typing import Any
 Record = dict[str, Any]
 
 
-def defect(text: str = "Brake pad(s) wearing thin (1.1.13 (a) (ii))", type_: str = "ADVISORY", dangerous: bool = False) -> dict:
+def defect(
+    text: str = "Brake pad(s) wearing thin (1.1.13 (a) (ii))", type_: str = "ADVISORY", dangerous: bool = False
+) -> dict:
     """One defect as it appears inside ``motTests[].defects``."""
     return {"dangerous": dangerous, "text": text, "type": type_}
 

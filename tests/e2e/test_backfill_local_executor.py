@@ -1,0 +1,187 @@
+"""A real backfill, the way operators run one: scheduler + dag-processor + api-server with the
+LocalExecutor (parallel mapped tasks, the `warehouse` pool, the DAG unpaused), created with
+`airflow backfill create --run-backwards` so several runs are active at once and the days are
+processed out of order. The final recall state must equal processing the same files once, in
+date order. This is where DuckDB lock contention and pool mistakes would show up; dag.test()
+cannot, as it runs one task at a time in one process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from include.recalls.state import apply_snapshot
+from include.recalls.validation import validate_recall_file
+from include.warehouse import connect, read_only, transaction
+from tests.dags.test_recalls_daily import HEADER, at
+from tools.services.net import free_port
+
+DAYS = [date(2026, 11, 3) + timedelta(days=i) for i in range(4)]
+
+
+def _rows(prefix: str, numbers: range, ref: str = "R/2026/1", start: str = "2026-01-01") -> bytes:
+    return b"".join(f"{prefix}{n:012d},CAMP-{n % 3},{ref},{start}\n".encode() for n in numbers)
+
+
+FILES = {
+    # day index -> {manufacturer: body}; deletions, reappearances and attribute changes.
+    0: {"ACME": _rows("ACMEV", range(0, 40)), "BOLT": _rows("BOLTV", range(0, 20))},
+    1: {"ACME": _rows("ACMEV", range(5, 45)), "BOLT": _rows("BOLTV", range(0, 20), ref="R/2026/2")},
+    2: {"ACME": _rows("ACMEV", range(0, 30)), "BOLT": _rows("BOLTV", range(10, 30))},
+    3: {"ACME": _rows("ACMEV", range(0, 30), start="2026-02-02"), "BOLT": _rows("BOLTV", range(0, 25))},
+}
+
+
+def _state(path: Path) -> dict[str, list[tuple]]:
+    with read_only(path) as con:
+        state = {
+            "recalls": con.execute("SELECT * FROM recalls ORDER BY ALL").fetchall(),
+            "history": con.execute("SELECT * FROM recall_history ORDER BY ALL").fetchall(),
+        }
+        for day in DAYS:
+            state[f"as_of_{day}"] = con.execute(
+                "SELECT * FROM outstanding_recalls_as_of(?) ORDER BY ALL", [day]
+            ).fetchall()
+    return state
+
+
+def _in_order_state(tmp_path: Path) -> dict[str, list[tuple]]:
+    warehouse = tmp_path / "in-order.duckdb"
+    with connect(warehouse) as con:
+        for index, day in enumerate(DAYS):
+            for code, body in FILES[index].items():
+                verdict = validate_recall_file(HEADER + body, f"{code}.csv")
+                assert verdict.accepted, verdict.problems
+                path = tmp_path / f"{code}-{day}.parquet"
+                pq.write_table(verdict.snapshot, path)
+                with transaction(con):
+                    apply_snapshot(con, code, day, f"sha-{code}-{day}", str(path), verdict.row_count)
+    return _state(warehouse)
+
+
+def _airflow(*args: str, env: dict[str, str], **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "airflow", *args], env=env, check=True, capture_output=True, text=True, **kwargs
+    )
+
+
+def _wait_for_runs(db: Path, dag_id: str, count: int, timeout: float) -> list[tuple]:
+    deadline = time.monotonic() + timeout
+    rows: list[tuple] = []
+    while time.monotonic() < deadline:
+        with sqlite3.connect(db) as meta:
+            rows = meta.execute(
+                "SELECT logical_date, state, run_type FROM dag_run WHERE dag_id = ? AND run_type = 'backfill'",
+                [dag_id],
+            ).fetchall()
+        if len(rows) == count and all(state in {"success", "failed"} for _, state, _ in rows):
+            return rows
+        time.sleep(3)
+    raise AssertionError(f"backfill did not finish in {timeout}s: {rows}")
+
+
+@pytest.fixture
+def airflow_components(pipeline, airflow_db: Path, tmp_path: Path):
+    """api-server (execution API), scheduler and dag-processor sharing the session's DB."""
+    port = free_port("127.0.0.1")
+    env = {
+        **os.environ,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__API_AUTH__JWT_SECRET": "backfill-test-secret",
+        "AIRFLOW__API__SECRET_KEY": "backfill-test-secret",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+    }
+    logs = tmp_path / "component-logs"
+    logs.mkdir()
+    processes = []
+    for name, args in (
+        ("api-server", ["api-server", "--port", str(port), "--host", "127.0.0.1"]),
+        ("dag-processor", ["dag-processor"]),
+        ("scheduler", ["scheduler"]),
+    ):
+        out = open(logs / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
+        processes.append(
+            (
+                subprocess.Popen(
+                    [sys.executable, "-m", "airflow", *args],
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                ),
+                out,
+            )
+        )
+    try:
+        yield env, logs
+    finally:
+        for process, out in processes:
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for process, out in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+            out.close()
+
+
+def test_backfill_out_of_order_with_local_executor_equals_in_order(pipeline, airflow_components, tmp_path):
+    env, logs = airflow_components
+    for index, day in enumerate(DAYS):
+        for code, body in FILES[index].items():
+            pipeline.sftp.upload(code, f"{code.lower()}_{day}.csv", HEADER + body, mtime=at(day))
+
+    # The dag-processor must have parsed the DAG before it can be unpaused and backfilled.
+    deadline = time.monotonic() + 180
+    while True:
+        listed = subprocess.run(
+            [sys.executable, "-m", "airflow", "dags", "list", "--output", "plain"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if "recalls_daily" in listed.stdout:
+            break
+        assert time.monotonic() < deadline, f"DAG never parsed; see {logs}"
+        time.sleep(3)
+    _airflow("dags", "unpause", "recalls_daily", env=env)
+    _airflow(
+        "backfill",
+        "create",
+        "--dag-id",
+        "recalls_daily",
+        "--from-date",
+        DAYS[0].isoformat(),
+        "--to-date",
+        DAYS[-1].isoformat(),
+        "--run-backwards",
+        "--max-active-runs",
+        "3",
+        env=env,
+    )
+    runs = _wait_for_runs(Path(env["AIRFLOW_HOME"]) / "airflow.db", "recalls_daily", len(DAYS), timeout=900)
+    _airflow("dags", "pause", "recalls_daily", env=env)
+    assert {state for _, state, _ in runs} == {"success"}, (runs, f"logs in {logs}")
+
+    with read_only(pipeline.warehouse_path) as con:
+        statuses = con.execute(
+            "SELECT manufacturer, business_date, status FROM recall_files WHERE manufacturer <> 'CRUX' ORDER BY ALL"
+        ).fetchall()
+    assert statuses == [(code, day, "ACCEPTED") for code in ("ACME", "BOLT") for day in DAYS]
+    assert _state(pipeline.warehouse_path) == _in_order_state(tmp_path)
