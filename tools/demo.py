@@ -114,9 +114,8 @@ def main() -> int:
                     logs / f"{dag_id}-{day}.log",
                     check=False,
                 )
-                print(
-                    f"   {dag_id} {day}: {_run_state(logs / f'{dag_id}-{day}.log', code)} in {time.monotonic() - t0:.0f}s"
-                )
+                state = _run_state(logs / f"{dag_id}-{day}.log", code)
+                print(f"   {dag_id} {day}: {state} in {time.monotonic() - t0:.0f}s")
         print_summary(days)
         print(f"\nDemo finished in {time.monotonic() - started:.0f}s. Task logs: {logs}")
     finally:

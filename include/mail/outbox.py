@@ -5,6 +5,7 @@ message key is enqueued once, so retries, reruns and backfills never send it twi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import smtplib
@@ -124,10 +125,8 @@ def deliver_pending(con: duckdb.DuckDBPyConnection, settings: SmtpSettings, key_
             )
             sent += 1
     finally:
-        try:
+        with contextlib.suppress(OSError, smtplib.SMTPException):
             client.quit()
-        except (OSError, smtplib.SMTPException):
-            pass
     return sent, len(queued) - sent
 
 

@@ -155,7 +155,8 @@ def record_day(
                 [manufacturer.code, business_date],
             ).fetchone()[0]:
                 con.execute(
-                    "INSERT INTO recall_files (manufacturer, business_date, status, dag_run_id) VALUES (?, ?, 'MISSING', ?)",
+                    "INSERT INTO recall_files (manufacturer, business_date, status, dag_run_id)"
+                    " VALUES (?, ?, 'MISSING', ?)",
                     [manufacturer.code, business_date, dag_run_id],
                 )
             return DayResult(manufacturer.code, business_date.isoformat(), "MISSING", [], [])
@@ -244,7 +245,8 @@ def _record_file(
             warning_codes, row_count, warning_count, size_bytes, remote_mtime, received_at, scanner_verdict,
             scanner_name, report_path, snapshot_path, added_count, fixed_count, changed_count,
             outstanding_count, hold_reason, released_at, validation_seconds, apply_seconds, dag_run_id)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, to_timestamp(?), CAST(? AS TIMESTAMPTZ), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, to_timestamp(?), CAST(? AS TIMESTAMPTZ),
+                ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """,
         [
             manufacturer.code,

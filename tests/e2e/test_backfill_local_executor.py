@@ -8,6 +8,7 @@ cannot, as it runs one task at a time in one process.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -127,11 +128,9 @@ def airflow_components(pipeline, airflow_db: Path, tmp_path: Path):
     try:
         yield env, logs
     finally:
-        for process, out in processes:
-            try:
+        for process, _ in processes:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         for process, out in processes:
             try:
                 process.wait(timeout=30)
