@@ -51,6 +51,7 @@ def airflow_db() -> Path:
         env=os.environ.copy(),
         stdout=subprocess.DEVNULL,
     )
+    airflow_home.use_wal(AIRFLOW_TEST_HOME)
     return AIRFLOW_TEST_HOME
 
 

@@ -22,7 +22,9 @@ def airflow_env(home: Path = DEFAULT_HOME) -> dict[str, str]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "4",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        # SQLite serialises writers: wait for the lock (scheduler, dag-processor, CLI, tasks)
+        # instead of failing with "database is locked"; WAL lets readers go on meanwhile.
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db?timeout=60",
         "AIRFLOW__CORE__DEFAULT_TIMEZONE": "Europe/London",
         "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "10",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
@@ -31,6 +33,14 @@ def airflow_env(home: Path = DEFAULT_HOME) -> dict[str, str]:
         "AIRFLOW__EMAIL__EMAIL_CONN_ID": "smtp_default",
         "PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT_DIR), pythonpath) if p),
     }
+
+
+def use_wal(home: Path = DEFAULT_HOME) -> None:
+    """Switch the migrated SQLite metadata DB to WAL mode (persistent, idempotent)."""
+    import sqlite3
+
+    with sqlite3.connect(home / "airflow.db", timeout=60) as db:
+        db.execute("PRAGMA journal_mode=WAL")
 
 
 def apply(home: Path = DEFAULT_HOME) -> dict[str, str]:

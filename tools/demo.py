@@ -95,6 +95,7 @@ def main() -> int:
         reset_demo_data()
         print("== Preparing Airflow home .airflow/ (SQLite) and loading airflow_settings.yaml")
         _run([python, "-m", "airflow", "db", "migrate"], env, logs / "airflow-db.log")
+        airflow_home.use_wal()
         _run([python, "-m", "tools.load_settings"], env)
         days = demo_days()
         print(f"== Uploading sample files over SFTP for {days[0]} .. {days[-1]}")

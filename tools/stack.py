@@ -36,6 +36,7 @@ def up() -> int:
     python = sys.executable
     subprocess.run([python, "-m", "tools.services", "up", "--state-dir", str(STATE_DIR)], env=env, check=True)
     subprocess.run([python, "-m", "airflow", "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
+    airflow_home.use_wal()
     subprocess.run([python, "-m", "tools.load_settings"], env=env, check=True)
     if PID_FILE.exists() and _alive(int(PID_FILE.read_text())):
         print(f"airflow standalone already running (pid {PID_FILE.read_text().strip()})")

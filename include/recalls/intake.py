@@ -75,7 +75,11 @@ def check_file(
 ) -> FileOutcome:
     """Scan, then (for the day's first file) validate and stage the accepted snapshot."""
     started = time.monotonic()
-    scan = scan_file(archive.object_path(received.sha256), clamd_host, clamd_port)
+    path = archive.object_path(received.sha256)
+    if not path.exists() and archive.quarantine_path(received.sha256).exists():
+        # Quarantined by an earlier attempt (a rerun, or the same infected file sent again).
+        path = archive.quarantine_path(received.sha256)
+    scan = scan_file(path, clamd_host, clamd_port)
     outcome = FileOutcome(
         received=asdict(received), status="REJECTED", scanner_verdict=scan.verdict, scanner_name=scan.scanner
     )

@@ -43,3 +43,93 @@ def test_one_day_accepted_rejected_missing(pipeline):
     assert outstanding == [("ACME", "ABCCCX5RZUDE1234"), ("ACME", "LH7PRODCJEE012345")]
     mails = pipeline.smtp.messages()
     assert [m["To"] for m in mails] == [MANUFACTURERS[1]["team_email"]]
+
+
+EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+DAY2 = date(2026, 11, 3)
+
+
+def recall_files(pipeline) -> list[tuple]:
+    with pipeline.warehouse() as con:
+        return con.execute(
+            "SELECT manufacturer, business_date, file_name, status, error_codes FROM recall_files ORDER BY ALL"
+        ).fetchall()
+
+
+def test_infected_and_multiple_files_then_rerun_sends_nothing_twice(pipeline):
+    pipeline.sftp.upload("ACME", "first.csv", GOOD, mtime=at(DAY, 9))
+    pipeline.sftp.upload("ACME", "second.csv", GOOD, mtime=at(DAY, 15))
+    pipeline.sftp.upload("BOLT", "bolt.csv", HEADER + EICAR + b"\n", mtime=at(DAY))
+    pipeline.run_dag("recalls_daily", DAY)
+    first = recall_files(pipeline)
+    assert first == [
+        ("ACME", DAY, "first.csv", "ACCEPTED", []),
+        ("ACME", DAY, "second.csv", "REJECTED", ["MULTIPLE_FILES"]),
+        ("BOLT", DAY, "bolt.csv", "REJECTED", ["INFECTED_FILE"]),
+        ("CRUX", DAY, None, "MISSING", []),
+    ]
+    mails = pipeline.smtp.messages()
+    assert sorted(m["To"] for m in mails) == sorted(
+        [MANUFACTURERS[0]["team_email"], MANUFACTURERS[1]["team_email"], "data-ops@dvsa.example"]
+    )
+    multiple = next(m for m in mails if m["To"] == MANUFACTURERS[0]["team_email"])
+    assert "Multiple files uploaded" in multiple.get_body(("plain",)).get_content()
+    assert "second.csv" in multiple["Subject"] and DAY.isoformat() in multiple["Subject"]
+    # The infected object is out of the archive's readable objects, the remote files left the inbox.
+    sha = next(p for p in (pipeline.archive_path / "quarantine").iterdir())
+    assert not (pipeline.archive_path / "objects" / sha.name[:2] / sha.name).exists()
+    assert not list(pipeline.sftp.local_path("/recalls/ACME").glob("*.csv"))
+    # A rerun of the day reads the archive, changes nothing and sends no second email.
+    pipeline.run_dag("recalls_daily", DAY)
+    assert recall_files(pipeline) == first
+    assert len(pipeline.smtp.messages()) == len(mails)
+
+
+def test_smtp_down_keeps_the_email_queued_until_a_later_run(pipeline):
+    pipeline.sftp.upload("BOLT", "bolt.csv", BAD, mtime=at(DAY))
+    pipeline.smtp.stop()
+    try:
+        pipeline.run_dag("recalls_daily", DAY)
+    finally:
+        pipeline.smtp.start()
+    assert pipeline.smtp.messages() == []
+    with pipeline.warehouse() as con:
+        assert con.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()[0] == 1
+    pipeline.run_dag("recalls_daily", DAY2)  # the next day's run sends what was queued
+    mails = pipeline.smtp.messages()
+    assert [m["To"] for m in mails] == [MANUFACTURERS[1]["team_email"]]
+    assert "bolt.csv" in mails[0]["Subject"]
+    pipeline.run_dag("recalls_daily", DAY2)
+    assert len(pipeline.smtp.messages()) == 1
+
+
+def test_late_backfill_of_an_earlier_day_slots_into_history(pipeline):
+    later = HEADER + b"LH7PRODCJEE012345,ABCCARS123,R/2026/123,2026-10-01\n"
+    pipeline.sftp.upload("ACME", "day2.csv", later, mtime=at(DAY2))
+    pipeline.run_dag("recalls_daily", DAY2)
+    # The file for the earlier day was uploaded on that day, but its run happens afterwards.
+    pipeline.sftp.upload("ACME", "day1.csv", GOOD, mtime=at(DAY))
+    pipeline.run_dag("recalls_daily", DAY)
+    with pipeline.warehouse() as con:
+        history = con.execute(
+            "SELECT vin, valid_from, valid_to, opened_by, closed_by FROM recall_history ORDER BY ALL"
+        ).fetchall()
+        counts = con.execute(
+            "SELECT business_date, added_count, fixed_count FROM recall_files WHERE status = 'ACCEPTED' ORDER BY 1"
+        ).fetchall()
+    assert history == [
+        ("ABCCCX5RZUDE1234", DAY, DAY2, "NEW", "FIXED"),
+        ("LH7PRODCJEE012345", DAY, None, "NEW", None),
+    ]
+    assert counts == [(DAY, 2, 0), (DAY2, 0, 1)]
+
+
+def test_file_still_being_uploaded_is_not_taken(pipeline, monkeypatch):
+    today = datetime.now(LONDON).date()
+    pipeline.sftp.upload("ACME", "growing.csv", GOOD)  # mtime: now
+    monkeypatch.setenv("AIRFLOW_VAR_RECALL_SETTLE_SECONDS", "600")
+    monkeypatch.setenv("AIRFLOW_VAR_RECALL_DEADLINE_MINUTES_AFTER_DAY", "-1440")  # deadline already passed
+    pipeline.run_dag("recalls_daily", today)
+    assert ("ACME", today, None, "MISSING", []) in recall_files(pipeline)
+    assert (pipeline.sftp.local_path("/recalls/ACME") / "growing.csv").exists()
+    assert not (pipeline.archive_path / "objects").exists()

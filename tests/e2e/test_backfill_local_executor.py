@@ -70,10 +70,10 @@ def _in_order_state(tmp_path: Path) -> dict[str, list[tuple]]:
     return _state(warehouse)
 
 
-def _airflow(*args: str, env: dict[str, str], **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "airflow", *args], env=env, check=True, capture_output=True, text=True, **kwargs
-    )
+def _airflow(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "-m", "airflow", *args], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, f"airflow {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done
 
 
 def _wait_for_runs(db: Path, dag_id: str, count: int, timeout: float) -> list[tuple]:
@@ -93,7 +93,8 @@ def _wait_for_runs(db: Path, dag_id: str, count: int, timeout: float) -> list[tu
 
 @pytest.fixture
 def airflow_components(pipeline, airflow_db: Path, tmp_path: Path):
-    """api-server (execution API), scheduler and dag-processor sharing the session's DB."""
+    """api-server (execution API) and dag-processor sharing the session's DB; the scheduler is
+    started by the test."""
     port = free_port("127.0.0.1")
     env = {
         **os.environ,
@@ -106,27 +107,23 @@ def airflow_components(pipeline, airflow_db: Path, tmp_path: Path):
     }
     logs = tmp_path / "component-logs"
     logs.mkdir()
-    processes = []
-    for name, args in (
-        ("api-server", ["api-server", "--port", str(port), "--host", "127.0.0.1"]),
-        ("dag-processor", ["dag-processor"]),
-        ("scheduler", ["scheduler"]),
-    ):
+    processes: list[tuple[subprocess.Popen, object]] = []
+
+    def start(name: str, *args: str) -> None:
         out = open(logs / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
-        processes.append(
-            (
-                subprocess.Popen(
-                    [sys.executable, "-m", "airflow", *args],
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                ),
-                out,
-            )
+        process = subprocess.Popen(
+            [sys.executable, "-m", "airflow", *args],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
+        processes.append((process, out))
+
+    start("api-server", "api-server", "--port", str(port), "--host", "127.0.0.1")
+    start("dag-processor", "dag-processor")
     try:
-        yield env, logs
+        yield env, logs, lambda: start("scheduler", "scheduler")
     finally:
         for process, _ in processes:
             with contextlib.suppress(ProcessLookupError):
@@ -141,7 +138,7 @@ def airflow_components(pipeline, airflow_db: Path, tmp_path: Path):
 
 
 def test_backfill_out_of_order_with_local_executor_equals_in_order(pipeline, airflow_components, tmp_path):
-    env, logs = airflow_components
+    env, logs, start_scheduler = airflow_components
     for index, day in enumerate(DAYS):
         for code, body in FILES[index].items():
             pipeline.sftp.upload(code, f"{code.lower()}_{day}.csv", HEADER + body, mtime=at(day))
@@ -174,13 +171,17 @@ def test_backfill_out_of_order_with_local_executor_equals_in_order(pipeline, air
         "3",
         env=env,
     )
+    # SQLite has one writer: the backfill is created before the scheduler starts writing.
+    start_scheduler()
     runs = _wait_for_runs(Path(env["AIRFLOW_HOME"]) / "airflow.db", "recalls_daily", len(DAYS), timeout=900)
     _airflow("dags", "pause", "recalls_daily", env=env)
     assert {state for _, state, _ in runs} == {"success"}, (runs, f"logs in {logs}")
 
     with read_only(pipeline.warehouse_path) as con:
         statuses = con.execute(
-            "SELECT manufacturer, business_date, status FROM recall_files WHERE manufacturer <> 'CRUX' ORDER BY ALL"
+            "SELECT manufacturer, business_date, status FROM recall_files"
+            " WHERE manufacturer <> 'CRUX' AND business_date BETWEEN ? AND ? ORDER BY ALL",
+            [DAYS[0], DAYS[-1]],
         ).fetchall()
     assert statuses == [(code, day, "ACCEPTED") for code in ("ACME", "BOLT") for day in DAYS]
     assert _state(pipeline.warehouse_path) == _in_order_state(tmp_path)

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import csv
 import io
+import tempfile
 from datetime import date
 
 import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from include.recalls.spec import HEADERS, REFERENCE_MAX_LENGTH, WORDING, Code, Warning_
 from include.recalls.validation import SNAPSHOT_SCHEMA, validate_recall_file
+
+# Hypothesis caches constants under .hypothesis/ even with database=None: keep that out of the repo.
+set_hypothesis_home_dir(tempfile.mkdtemp(prefix="hypothesis-"))
 
 HEADER = b"VIN,ManufacturerRecallCampaignReference,DVSACampaignReference,RecallCampaignStartDate\n"
 # The spec's own example rows, verbatim: a 16-character VIN and a VIN containing the letter O.
@@ -401,7 +406,9 @@ def test_too_large_file_is_rejected_without_reading():
 
 
 # -- properties --------------------------------------------------------------------------------
-PROPERTY_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+# Each validation of a non-trivial file costs ~0.1 s (pandera + DuckDB), so the example counts are modest;
+# database=None keeps hypothesis from writing a .hypothesis folder into the repository.
+PROPERTY_SETTINGS = settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 _CHUNKS = st.sampled_from(
     [b"a", b"Z9", b",", b"\n", b"\r\n", b"\r", b'"', b" ", b"-", b"/", b"2026-01-05", b"\xef\xbb\xbf", b"\xe9",
      b"\x00", b"\t", b"VIN", HEADER]
@@ -439,7 +446,7 @@ _ROW = st.tuples(
 )
 
 
-@PROPERTY_SETTINGS
+@settings(PROPERTY_SETTINGS, max_examples=30)
 @given(
     data=st.lists(_ROW, min_size=1, max_size=30, unique_by=lambda r: (r[0], r[1])),
     quoting=st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]),
@@ -447,6 +454,8 @@ _ROW = st.tuples(
     bom=st.booleans(),
 )
 def test_valid_rows_round_trip_exactly_into_the_snapshot(data, quoting, newline, bom):
+    if any("\r" in vin or "\n" in vin for vin, *_ in data):
+        quoting = csv.QUOTE_ALL  # the csv module leaves a bare CR unquoted: not valid CSV, not our input
     out = io.StringIO()
     writer = csv.writer(out, quoting=quoting, lineterminator=newline)
     writer.writerow(HEADERS)
