@@ -330,18 +330,23 @@ def write_mot_zip(
         size = min(part_records, first + count - start)
         part = work / f"{path.stem}-part{number:03d}.json.gz"
         jobs.append((str(part), start, size, role, base_end, day, as_of, seed, compresslevel))
-    stats = {"vehicles": 0, "uncompressed_bytes": 0, "tests": 0, "defects": 0, "by_modification": {}}
+    stats: dict = {"vehicles": 0, "uncompressed_bytes": 0, "tests": 0, "defects": 0, "by_modification": {}}
+    stats["part_stats"] = []
     tmp = path.with_suffix(".tmp")
-    with ProcessPoolExecutor(max_workers=processes or os.cpu_count() or 1) as pool, zipfile.ZipFile(
-        tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True
-    ) as zf:
-        for part_path, part_stats in pool.map(_write_part, jobs):
+    processes = processes or os.cpu_count() or 1
+    pool = ProcessPoolExecutor(max_workers=processes) if processes > 1 and len(jobs) > 1 else None
+    written = pool.map(_write_part, jobs) if pool else map(_write_part, jobs)
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for part_path, part_stats in written:
             zf.write(part_path, arcname=Path(part_path).name)
             Path(part_path).unlink()
             for key in ("vehicles", "uncompressed_bytes", "tests", "defects"):
                 stats[key] += part_stats[key]
             for key, value in part_stats["by_modification"].items():
                 stats["by_modification"][key] = stats["by_modification"].get(key, 0) + value
+            stats["part_stats"].append({"name": Path(part_path).name, **part_stats})
+    if pool:
+        pool.shutdown()
     work.rmdir()
     tmp.replace(path)
     stats.update(parts=len(jobs), compressed_bytes=path.stat().st_size, first=first, last=first + count - 1)

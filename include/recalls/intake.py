@@ -185,7 +185,9 @@ def _record_file(
 ) -> dict[str, Any]:
     received = outcome.file
     previous = con.execute(
-        "SELECT status, released_at FROM recall_files WHERE manufacturer = ? AND business_date = ? AND upload_id = ?",
+        # released_at as text: fetching a TIMESTAMPTZ needs pytz, which is not installed. It goes back as is.
+        "SELECT status, CAST(released_at AS VARCHAR) FROM recall_files"
+        " WHERE manufacturer = ? AND business_date = ? AND upload_id = ?",
         [manufacturer.code, business_date, received.upload_id],
     ).fetchone()
     released_at = previous[1] if previous else None
@@ -210,7 +212,12 @@ def _record_file(
                 queued.append(message.key)
         else:
             change = apply_snapshot(
-                con, manufacturer.code, business_date, received.sha256, outcome.snapshot_path, outcome.row_count or 0
+                con,
+                manufacturer.code,
+                business_date,
+                received.sha256,
+                outcome.snapshot_path,
+                _snapshot_rows(outcome.snapshot_path),
             )
     if status == "REJECTED":
         report = _load_report(outcome.report_path)
@@ -300,23 +307,30 @@ def _load_report(path: str | None):
     return pd.read_csv(path, dtype=str, keep_default_na=False)
 
 
+def _snapshot_rows(snapshot_path: str) -> int:
+    """Recalls in the snapshot: the file's row count less identical duplicate rows (accepted once)."""
+    import pyarrow.parquet as pq
+
+    return pq.read_metadata(snapshot_path).num_rows
+
+
 def release_held(con: duckdb.DuckDBPyConnection, sha256: str) -> dict[str, Any]:
     """Apply a HELD snapshot an operator has checked, and mark it released."""
     from include.warehouse import transaction
 
     with transaction(con):
         row = con.execute(
-            "SELECT manufacturer, business_date, snapshot_path, row_count FROM recall_files"
-            " WHERE sha256 = ? AND status = 'HELD'",
+            "SELECT manufacturer, business_date, snapshot_path FROM recall_files WHERE sha256 = ? AND status = 'HELD'",
             [sha256],
         ).fetchone()
         if row is None:
             raise LookupError(f"no HELD recall file with SHA-256 {sha256}")
-        code, day, snapshot_path, row_count = row
-        change = apply_snapshot(con, code, day, sha256, snapshot_path, row_count or 0)
+        code, day, snapshot_path = row
+        change = apply_snapshot(con, code, day, sha256, snapshot_path, _snapshot_rows(snapshot_path))
         con.execute(
             "UPDATE recall_files SET status = 'ACCEPTED', released_at = now(), added_count = ?, fixed_count = ?,"
-            " changed_count = ?, outstanding_count = ? WHERE sha256 = ? AND manufacturer = ? AND business_date = ?",
+            " changed_count = ?, outstanding_count = ?"
+            " WHERE sha256 = ? AND manufacturer = ? AND business_date = ? AND status = 'HELD'",
             [change.added, change.fixed, change.changed, change.outstanding, sha256, code, day],
         )
     return {"manufacturer": code, "business_date": day.isoformat(), "change": asdict(change)}

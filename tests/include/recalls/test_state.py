@@ -85,11 +85,6 @@ def apply(con, paths, code: str, day: date) -> DayChange:
         return apply_snapshot(con, code, day, sha(code, day), paths[(code, day)], len(rows))
 
 
-def reset(con) -> None:
-    for table in ("recall_snapshots", "recall_history", "recalls"):
-        con.execute(f"DELETE FROM {table}")
-
-
 # -- the model: what the tables must hold, computed the obvious way ----------------------------
 @dataclass
 class Model:
@@ -202,9 +197,7 @@ def test_one_pass_in_date_order_matches_the_model(con, snapshot_paths):
             assert change == DayChange(*expected[3:])
     assert_matches(con, model({code: list(days) for code, days in SNAPSHOTS.items()}))
     # The current view agrees with the as-of macro for the latest day.
-    current = con.execute(
-        "SELECT * FROM outstanding_recalls ORDER BY ALL"
-    ).fetchall()
+    current = con.execute("SELECT * FROM outstanding_recalls ORDER BY ALL").fetchall()
     assert current == outstanding_as_of(con, D5 + timedelta(days=30))
 
 
@@ -384,10 +377,10 @@ def test_check_mass_fix_changes_nothing(con, tmp_path, snapshot_paths):
 
 # -- atomicity ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("after_running", [False, True], ids=["before", "after"])
-@pytest.mark.parametrize("failing_step", ["rewind.sql", "apply_day.sql", "refresh_recalls.sql"])
-def test_failure_mid_apply_leaves_the_tables_as_before(
-    con, snapshot_paths, monkeypatch, failing_step, after_running
-):
+@pytest.mark.parametrize(
+    "failing_step", ["rewind.sql", "apply_day.sql", "refresh_recalls.sql", "refresh_file_counts.sql"]
+)
+def test_failure_mid_apply_leaves_the_tables_as_before(con, snapshot_paths, monkeypatch, failing_step, after_running):
     for day in (D1, D2, D4):
         apply(con, snapshot_paths, "ACME", day)
     apply(con, snapshot_paths, "BOLT", D1)
