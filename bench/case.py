@@ -165,9 +165,9 @@ def recall_intake(args: argparse.Namespace) -> Job:
         return lambda: {"bytes": size, **peer.intake(path, work)}
 
     # ours: include/recalls/intake.py check_file (validate + stage), the clamd scan stubbed out
-    import duckdb  # noqa: F401  (imported by the task process anyway)
+    import duckdb
     import pandera.pandas  # noqa: F401
-    import pyarrow.parquet  # noqa: F401
+    import pyarrow.parquet
 
     import include.recalls.intake as intake
     from include.landing.archive import Archive, ReceivedFile
@@ -283,7 +283,7 @@ def recall_apply(args: argparse.Namespace) -> Job:
 
         return run_peer
 
-    import duckdb  # noqa: F401
+    import duckdb
 
     from include.recalls.state import apply_snapshot
     from include.warehouse import connect, transaction
@@ -391,7 +391,7 @@ def mot_delta(args: argparse.Namespace) -> Job:
 
         return run_peer
 
-    import duckdb  # noqa: F401
+    import duckdb
     import pandera.pandas  # noqa: F401
 
     from include.mot.stage import stage_delta
@@ -505,7 +505,7 @@ def mot_bulk_part(args: argparse.Namespace) -> Job:
 
         return run_peer
 
-    import duckdb  # noqa: F401
+    import duckdb
     import pandera.pandas  # noqa: F401
 
     from include.mot.stage import stage_bulk_part, staged_directory
@@ -573,7 +573,13 @@ def dag_parse(args: argparse.Namespace) -> Job:
         runpy.run_path(str(path))
         added = sorted(set(sys.modules) - before)
         heavy = [m for m in ("pandas", "pandera", "duckdb", "pyarrow", "great_expectations") if m in added]
-        return {"rows": 0, "bytes": 0, "file_bytes": path.stat().st_size, "modules_imported": len(added), "heavy_imports": heavy}
+        return {
+            "rows": 0,
+            "bytes": 0,
+            "file_bytes": path.stat().st_size,
+            "modules_imported": len(added),
+            "heavy_imports": heavy,
+        }
 
     return run
 

@@ -71,7 +71,11 @@ def serve(preload: list[str]) -> None:
                 except ProcessLookupError:
                     pass
             time.sleep(0.02)
-        reply = {"rc": os.waitstatus_to_exitcode(status), "timed_out": timed_out, "elapsed_s": time.monotonic() - started}
+        reply = {
+            "rc": os.waitstatus_to_exitcode(status),
+            "timed_out": timed_out,
+            "elapsed_s": time.monotonic() - started,
+        }
         print(json.dumps(reply), flush=True)
 
 

@@ -216,7 +216,9 @@ def _tests(rng: random.Random, index: int, first_used: date, last: date, plate: 
     return tests
 
 
-def vehicle(index: int, *, seed: int = 11, day: date = DELTA_DAY, as_of: date | None = None, brand_new: bool = False) -> dict:
+def vehicle(
+    index: int, *, seed: int = 11, day: date = DELTA_DAY, as_of: date | None = None, brand_new: bool = False
+) -> dict:
     """Vehicle ``index`` as known on ``as_of`` (default ``day``); tested on ``day`` unless brand new."""
     rng = random.Random(seed * 1_000_003 + index)
     make, model, _, fuel = rng.choices(_FLEET, _FLEET_WEIGHTS)[0]

@@ -205,7 +205,11 @@ def _bad_values(kind: str, rows: np.ndarray, cols: dict[str, pa.Array], rng: np.
             out.append(shapes[i % len(shapes)].format(y=y, m=m, d=d))
         return {"RecallCampaignStartDate": out}
     if kind == "impossible_date":
-        return {"RecallCampaignStartDate": [["2023-02-29", "2024-06-31", "2024-13-01", "2025-00-10"][i % 4] for i in range(n)]}
+        return {
+            "RecallCampaignStartDate": [
+                ["2023-02-29", "2024-06-31", "2024-13-01", "2025-00-10"][i % 4] for i in range(n)
+            ]
+        }
     if kind == "missing_vin":
         return {"VIN": [""] * n}
     if kind == "missing_reference":
@@ -215,7 +219,9 @@ def _bad_values(kind: str, rows: np.ndarray, cols: dict[str, pa.Array], rng: np.
     if kind == "reference_too_long":
         return {"ManufacturerRecallCampaignReference": [(r + "-SUPPLEMENTARY-INSPECTION-") * 3 for r in ref]}
     if kind == "reference_characters":
-        return {"ManufacturerRecallCampaignReference": [r.replace("-", " ", 1) + "#" * (i % 2) for i, r in enumerate(ref)]}
+        return {
+            "ManufacturerRecallCampaignReference": [r.replace("-", " ", 1) + "#" * (i % 2) for i, r in enumerate(ref)]
+        }
     if kind == "dvsa_characters":
         return {"DVSACampaignReference": [(d or "R/2024/001").replace("/", " ") for d in dvsa]}
     if kind == "conflicting_duplicate":  # another row's VIN and reference, with a different date
@@ -274,9 +280,7 @@ def csv_bytes(cols: dict[str, pa.Array], *, crlf: bool = False) -> bytes:
     eol = "\r\n" if crlf else "\n"
     dvsa = cols["DVSACampaignReference"]
     head = pc.binary_join_element_wise(cols["VIN"], cols["ManufacturerRecallCampaignReference"], ",")
-    middle = pc.if_else(
-        pc.is_null(dvsa), head, pc.binary_join_element_wise(head, pc.fill_null(dvsa, ""), ",")
-    )
+    middle = pc.if_else(pc.is_null(dvsa), head, pc.binary_join_element_wise(head, pc.fill_null(dvsa, ""), ","))
     last = pc.binary_join_element_wise(cols["RecallCampaignStartDate"], pa.scalar(eol), "")
     lines = pc.binary_join_element_wise(middle, last, ",")
     if isinstance(lines, pa.ChunkedArray):

@@ -8,6 +8,8 @@ is an outer merge of the open intervals with the snapshot, then the history and 
 
 from __future__ import annotations
 
+import re
+import warnings
 from datetime import date
 from pathlib import Path
 
@@ -42,26 +44,26 @@ def _schema():
 
         _SCHEMA = pa.DataFrameSchema(
             {
-                VIN: pa.Column(str, pa.Check.str_length(min_value=1, name="MISSING_REQUIRED_FIELDS")),
+                VIN: pa.Column(str, pa.Check.str_length(min_value=1, error="MISSING_REQUIRED_FIELDS")),
                 REF: pa.Column(
                     str,
                     [
-                        pa.Check.str_length(min_value=1, name="MISSING_REQUIRED_FIELDS"),
-                        pa.Check.str_length(max_value=50, name="MANUFACTURER_REF_TOO_LONG"),
-                        pa.Check.str_matches(REFERENCE, name="INVALID_MANUFACTURER_REF"),
+                        pa.Check.str_length(min_value=1, error="MISSING_REQUIRED_FIELDS"),
+                        pa.Check.str_length(max_value=50, error="MANUFACTURER_REF_TOO_LONG"),
+                        pa.Check.str_matches(REFERENCE, error="INVALID_MANUFACTURER_REF"),
                     ],
                 ),
                 DVSA: pa.Column(
                     str,
                     [
-                        pa.Check.str_length(max_value=50, name="DVSA_REF_TOO_LONG"),
-                        pa.Check.str_matches(REFERENCE, name="INVALID_DVSA_REF"),
+                        pa.Check.str_length(max_value=50, error="DVSA_REF_TOO_LONG"),
+                        pa.Check.str_matches(REFERENCE, error="INVALID_DVSA_REF"),
                     ],
                 ),
                 START: pa.Column(
                     str,
                     [
-                        pa.Check.str_length(min_value=1, name="MISSING_REQUIRED_FIELDS"),
+                        pa.Check.str_length(min_value=1, error="MISSING_REQUIRED_FIELDS"),
                         pa.Check(_real_date, name="INCORRECT_DATE_FORMAT"),
                     ],
                 ),
@@ -78,11 +80,17 @@ def intake(csv_path: str | Path, out_dir: str | Path) -> dict:
 
     out_dir = Path(out_dir)
     try:
-        frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False, encoding="utf-8")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False, encoding="utf-8", on_bad_lines="warn")
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         pd.DataFrame({"reason": [str(exc)]}).to_csv(out_dir / "report.csv", index=False)
         return {"rows": 0, "status": "REJECTED", "problems": {"UNREADABLE": 1}}
     reports = []
+    skipped = [int(m) for w in caught for m in re.findall(r"Skipping line (\d+)", str(w.message))]
+    if skipped:
+        reports.append(pd.DataFrame({"line": skipped, "code": "MALFORMED_ROW", "column": None, "value": None}))
+    frame = frame.fillna("")  # a short row's missing fields: blank, caught as missing below
     try:
         _schema().validate(frame, lazy=True)
     except SchemaErrors as exc:

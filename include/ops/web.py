@@ -1,0 +1,502 @@
+"""The operations page as a FastAPI app (mounted into Airflow's API server by ``plugins/ops_page.py``).
+
+Airflow-specific parts come in as arguments: ``authenticate`` (a FastAPI dependency that returns
+the user or raises 401/403), ``settings`` (the Variables) and the optional ``airflow`` hooks that
+look up DAG runs. Every route depends on ``authenticate``; the OpenAPI docs are switched off so no
+route is left unprotected.
+
+HTML is rendered by Jinja2 with autoescaping on, so every value from the warehouse (file names,
+VINs, codes, messages) is shown as text; charts are SVG built with escaped text
+(:mod:`include.ops.charts`). The Content-Security-Policy allows only this app's own script and
+stylesheet.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import mimetypes
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from include.ops import overview as ov
+from include.ops.charts import Series, bar_chart, hbar_chart
+from include.ops.gx import latest_verdicts
+from include.ops.lookups import (
+    as_text,
+    normalise_registration,
+    normalise_vin,
+    registration_history,
+    vin_history,
+)
+from include.ops.readers import StateCache, WarehouseBusy, WarehouseMissing
+
+LONDON = ZoneInfo("Europe/London")
+HERE = Path(__file__).parent
+STATIC_FILES = {"ops.css": "text/css; charset=utf-8", "ops.js": "text/javascript; charset=utf-8"}
+LOOKUP_WAIT_SECONDS = 1.5
+RECALL_DAG, MOT_DAG, RELEASE_DAG = "recalls_daily", "mot_delta_daily", "recalls_release_held"
+PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "form-action 'self'; frame-ancestors 'self'; base-uri 'none'"
+)
+# Data Docs pages are GX's own HTML (it links CDN assets): shown as documents, no scripts, nothing remote.
+DOCS_CSP = "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'self'"
+STATUS_LABEL = {"ACCEPTED": "OK", "REJECTED": "REJ", "HELD": "HELD", "MISSING": "MISS"}
+CHART_COLOURS = {
+    "added": "#2f9e44",
+    "fixed": "#1971c2",
+    "changed": "#f08c00",
+    "created": "#2f9e44",
+    "updated": "#1971c2",
+    "deleted": "#e03131",
+    "quarantined": "#f08c00",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the page reads from Airflow's configuration (the project's Variables)."""
+
+    warehouse_path: str | None
+    archive_path: str | None = None
+    data_docs_path: str | None = None
+    manufacturers: dict[str, str] = field(default_factory=dict)  # code -> name
+
+    @property
+    def docs_dir(self) -> Path | None:
+        if self.data_docs_path:
+            return Path(self.data_docs_path)
+        if self.archive_path:
+            return Path(self.archive_path).parent / "data_docs"
+        return None
+
+
+@dataclass
+class AirflowHooks:
+    """Optional look-ups in Airflow's metadata DB (the plugin provides them)."""
+
+    dag_runs: Callable[[str, date, date], dict[date, str]] | None = None  # dag_id, first, last -> day: run_id
+    release_state: Callable[[], dict[str, Any]] | None = None  # {"paused": bool, "runs": {sha256: {...}}}
+
+
+def abbreviation(code: str) -> str:
+    return "".join(part[0] for part in code.split("_") if part)
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["n"] = lambda v: "" if v is None else f"{v:,}" if isinstance(v, int) else str(v)
+    env.filters["t"] = as_text
+    env.filters["q"] = lambda v: quote(str(v), safe="")
+    env.filters["abbr"] = abbreviation
+    env.filters["pct"] = lambda v: "" if v is None else f"{v:.1%}"
+    env.filters["dt"] = lambda v: "" if v is None else f"{v:%Y-%m-%d %H:%M}"
+    from include.recalls.spec import WORDING
+
+    env.globals["wording"] = lambda code: WORDING.get(code, code)
+    return env
+
+
+def _today() -> date:
+    return datetime.now(LONDON).date()
+
+
+def create_app(
+    *,
+    settings: Callable[[], Settings],
+    authenticate: Callable[..., Any],
+    url_prefix: str = "/ops",
+    airflow: AirflowHooks | None = None,
+    today: Callable[[], date] = _today,
+) -> FastAPI:
+    hooks = airflow or AirflowHooks()
+    env = _environment()
+    source = ov.OverviewSource()
+    lookups = StateCache()
+    app = FastAPI(
+        title="Operations page",
+        dependencies=[Depends(authenticate)],
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+
+    def bases(request: Request) -> tuple[str, str]:
+        """(this app's URL path, Airflow's URL path), both without trailing slash."""
+        root = request.scope.get("root_path", "").rstrip("/")
+        airflow_base = root[: -len(url_prefix)] if url_prefix and root.endswith(url_prefix) else ""
+        return root, airflow_base
+
+    def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+        base, airflow_base = bases(request)
+        html = env.get_template(template).render(base=base, airflow_base=airflow_base, **context)
+        return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
+
+    def warehouse_of(config: Settings) -> str:
+        if not config.warehouse_path:
+            raise HTTPException(503, "The Variable warehouse_path is not set.")
+        return config.warehouse_path
+
+    def run_link(request: Request, dag_id: str, run_id: str | None) -> str | None:
+        if not run_id:
+            return None
+        return f"{bases(request)[1]}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
+
+    def runs_by_day(dag_id: str, first: date, last: date) -> dict[date, str]:
+        if hooks.dag_runs is None:
+            return {}
+        try:
+            return hooks.dag_runs(dag_id, first, last)
+        except Exception:  # Airflow's DB is a nicety here; the page works without it
+            return {}
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = dict(exc.headers or {})
+        if "text/html" in request.headers.get("accept", "") and request.method == "GET":
+            base, airflow_base = bases(request)
+            html = env.get_template("message.html").render(
+                base=base, airflow_base=airflow_base, status=exc.status_code, detail=str(exc.detail)
+            )
+            return HTMLResponse(html, status_code=exc.status_code, headers=headers)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):
+        response = await call_next(request)
+        docs = request.url.path.rstrip("/").split("/").count("data-docs") > 0
+        response.headers.setdefault("Content-Security-Policy", DOCS_CSP if docs else PAGE_CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def static(name: str) -> Response:
+        if name not in STATIC_FILES:
+            raise HTTPException(404, "Not found")
+        return Response(
+            (HERE / "static" / name).read_bytes(),
+            media_type=STATIC_FILES[name],
+            headers={"Cache-Control": "private, max-age=300"},
+        )
+
+    def window(end: date | None, days: int) -> tuple[date, date]:
+        last = end or today() - timedelta(days=1)
+        return last - timedelta(days=days - 1), last
+
+    @app.get("/", response_class=HTMLResponse)
+    def index(
+        request: Request,
+        end: date | None = None,
+        days: int = Query(30, ge=7, le=60),
+        chart_days: int = Query(30, ge=7, le=366),
+        m: str | None = Query(None, max_length=64),
+    ) -> HTMLResponse:
+        config = settings()
+        warehouse = warehouse_of(config)
+        data, freshness = source.get(warehouse)
+        first, last = window(end, days)
+        columns, rows = ov.grid(data, config.manufacturers, last, days)
+        recall_runs = runs_by_day(RECALL_DAG, first, last)
+        manufacturer = m if m in {r.code for r in rows} else None
+        chart_first = last - timedelta(days=chart_days - 1)
+        changes = ov.daily_changes(data, chart_first, last, manufacturer)
+        labels = [f"{d:%d %b}" for d, *_ in changes]
+        changes_chart = bar_chart(
+            labels,
+            [
+                Series("added", [c[1] for c in changes], CHART_COLOURS["added"]),
+                Series("fixed", [c[2] for c in changes], CHART_COLOURS["fixed"]),
+            ],
+            title=f"Recalls added and fixed per day ({manufacturer or 'all manufacturers'})",
+            chart_id="chart-recalls",
+        )
+        outstanding_rows = [r for r in rows if r.outstanding is not None]
+        outstanding_chart = hbar_chart(
+            [r.code for r in outstanding_rows],
+            [r.outstanding or 0 for r in outstanding_rows],
+            title="Outstanding recalls per manufacturer",
+        )
+        mot_first = last - timedelta(days=days - 1)
+        mot = ov.mot_days(data, mot_first, last)
+        mot_chart = bar_chart(
+            [f"{d:%d %b}" for d, *_ in mot],
+            [
+                Series("created", [r[1] for r in mot], CHART_COLOURS["created"]),
+                Series("updated", [r[2] for r in mot], CHART_COLOURS["updated"]),
+                Series("deleted", [r[3] for r in mot], CHART_COLOURS["deleted"]),
+                Series("quarantined", [r[4] for r in mot], CHART_COLOURS["quarantined"]),
+            ],
+            title="MOT delta: vehicles created, updated, deleted and records quarantined per day",
+            stacked=True,
+            chart_id="chart-mot",
+        )
+        mot_runs = runs_by_day(MOT_DAG, mot_first, last)
+        mot_rows = [r for r in reversed(data.mot_files) if mot_first <= r["business_date"] <= last]
+        release = {}
+        if hooks.release_state is not None:
+            try:
+                release = hooks.release_state()
+            except Exception:
+                release = {}
+        verdicts = latest_verdicts(config.docs_dir) if config.docs_dir else []
+        attention = ov.needs_attention(data, config.manufacturers, today())
+        for suite in verdicts:
+            if not suite.latest.success:
+                attention.append(
+                    ov.Attention("bad", f"Great Expectations {suite.suite}: latest run failed", "quality")
+                )
+        codes_in_view = sorted({c for r in rows for cell in r.cells for f in cell.files for c in f["error_codes"] or []})
+        return render(
+            request,
+            "index.html",
+            freshness=freshness,
+            data=data,
+            columns=columns,
+            rows=rows,
+            first=first,
+            last=last,
+            days=days,
+            earlier=first - timedelta(days=1),
+            later=min(last + timedelta(days=days), today() - timedelta(days=1)) if last < today() - timedelta(days=1) else None,
+            labels=STATUS_LABEL,
+            chart_days=chart_days,
+            manufacturer=manufacturer,
+            recall_runs={d: run_link(request, RECALL_DAG, r) for d, r in recall_runs.items()},
+            run_link=lambda run_id: run_link(request, RECALL_DAG, run_id),
+            changes_chart=changes_chart,
+            outstanding_chart=outstanding_chart,
+            total_outstanding=sum(r.outstanding or 0 for r in rows),
+            held=ov.held(data),
+            release=release,
+            release_dag=RELEASE_DAG,
+            mot_chart=mot_chart,
+            mot_rows=mot_rows,
+            mot_runs={d: run_link(request, MOT_DAG, r) for d, r in mot_runs.items()},
+            quarantine=data.mot_quarantine[:20],
+            verdicts=verdicts,
+            attention=attention,
+            codes_in_view=codes_in_view,
+            today=today(),
+        )
+
+    @app.get("/api/overview")
+    def api_overview(end: date | None = None, days: int = Query(30, ge=1, le=366)) -> JSONResponse:
+        """The grid, outstanding counts, held snapshots and MOT days as JSON (for scripts and tests)."""
+        config = settings()
+        data, freshness = source.get(warehouse_of(config))
+        first, last = window(end, days)
+        columns, rows = ov.grid(data, config.manufacturers, last, days)
+        return JSONResponse(
+            {
+                "published_at": as_text(data.published_at) or None,
+                "freshness": freshness.status,
+                "days": [d.isoformat() for d in columns],
+                "manufacturers": [
+                    {
+                        "code": r.code,
+                        "name": r.name,
+                        "outstanding": r.outstanding,
+                        "cells": [
+                            {
+                                "day": c.day.isoformat(),
+                                "status": c.status,
+                                "codes": c.codes,
+                                "files": len(c.files),
+                                "email": c.email_state,
+                            }
+                            for c in r.cells
+                        ],
+                    }
+                    for r in rows
+                ],
+                "held": [
+                    {
+                        "manufacturer": h.row["manufacturer"],
+                        "business_date": h.row["business_date"].isoformat(),
+                        "sha256": h.row["sha256"],
+                        "file_name": h.row["file_name"],
+                        "would_fix": h.would_fix,
+                        "outstanding_before": h.outstanding_before,
+                    }
+                    for h in ov.held(data)
+                ],
+                "mot": [
+                    {"day": d.isoformat(), "created": c, "updated": u, "deleted": x, "quarantined": q}
+                    for d, c, u, x, q in ov.mot_days(data, first, last)
+                ],
+            },
+            headers={"Cache-Control": "no-store"},
+        )
+
+    @app.get("/file/{manufacturer}/{day}", response_class=HTMLResponse)
+    def file_detail(request: Request, manufacturer: str, day: date) -> HTMLResponse:
+        config = settings()
+        data, freshness = source.get(warehouse_of(config))
+        files = data.files_by_cell.get((manufacturer, day), [])
+        if not files:
+            raise HTTPException(404, f"Nothing recorded for {manufacturer} on {day.isoformat()}")
+        details = []
+        for row in files:
+            details.append(
+                {
+                    "row": row,
+                    "emails": data.emails_for(row),
+                    "report": _report_preview(row.get("report_path"), config.archive_path),
+                    "run": run_link(request, RECALL_DAG, row["dag_run_id"]),
+                }
+            )
+        return render(
+            request,
+            "file.html",
+            freshness=freshness,
+            manufacturer=manufacturer,
+            name=config.manufacturers.get(manufacturer, manufacturer),
+            day=day,
+            details=details,
+            outstanding=data.outstanding.get(manufacturer),
+            release_dag=RELEASE_DAG,
+        )
+
+    @app.get("/file/{manufacturer}/{day}/{upload_id}/report.csv")
+    def file_report(manufacturer: str, day: date, upload_id: str) -> FileResponse:
+        config = settings()
+        data, _ = source.get(warehouse_of(config))
+        row = next(
+            (r for r in data.files_by_cell.get((manufacturer, day), []) if r["upload_id"] == upload_id),
+            None,
+        )
+        path = _inside(row.get("report_path") if row else None, config.archive_path)
+        if path is None:
+            raise HTTPException(404, "No row report for this file")
+        safe_name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{manufacturer}_{day.isoformat()}_{row['file_name']}")
+        return FileResponse(path, media_type="text/csv", filename=f"{safe_name}.report.csv")
+
+    def lookup_error(request: Request, exc: Exception, what: str) -> HTMLResponse:
+        status = 503 if isinstance(exc, WarehouseBusy) else 404
+        message = (
+            "The warehouse is busy: a DAG task is writing it. Retry in a few seconds."
+            if isinstance(exc, WarehouseBusy)
+            else "No warehouse yet: no DAG has written it."
+        )
+        return render(request, "message.html", status_code=status, status=status, detail=message, what=what)
+
+    @app.get("/vin-lookup", response_class=HTMLResponse)
+    def vin_page(request: Request, vin: str = Query("", max_length=200)) -> HTMLResponse:
+        config = settings()
+        wanted = normalise_vin(vin)
+        if not wanted:
+            return render(request, "vin.html", vin=vin, found=None, stale=False)
+        try:
+            found, stale = lookups.read(
+                warehouse_of(config), ("vin", wanted), lambda con: vin_history(con, wanted), wait=LOOKUP_WAIT_SECONDS
+            )
+        except (WarehouseBusy, WarehouseMissing) as exc:
+            return lookup_error(request, exc, "VIN lookup")
+        return render(request, "vin.html", vin=wanted, found=found, stale=stale, names=config.manufacturers)
+
+    @app.get("/vin/{vin}")
+    def vin_api(vin: str) -> JSONResponse:
+        """Outstanding recalls of a VIN in the recalls API's GET shape: ``{vin, manufacturer, recalls}``."""
+        config = settings()
+        wanted = normalise_vin(vin)
+        if not wanted or len(vin) > 64:
+            raise HTTPException(422, "A VIN is 1 to 64 characters")
+        try:
+            found, stale = lookups.read(
+                warehouse_of(config), ("vin", wanted), lambda con: vin_history(con, wanted), wait=LOOKUP_WAIT_SECONDS
+            )
+        except WarehouseBusy:
+            raise HTTPException(503, "warehouse busy, retry", headers={"Retry-After": "5"}) from None
+        except WarehouseMissing:
+            raise HTTPException(503, "no warehouse yet", headers={"Retry-After": "60"}) from None
+        headers = {"Cache-Control": "no-store"}
+        if stale:
+            headers["X-Data-Stale"] = "true"  # a writer is busy: the last answer for this VIN
+        return JSONResponse(found.api_payload(config.manufacturers), headers=headers)
+
+    @app.get("/registration", response_class=HTMLResponse)
+    def registration_page(request: Request, reg: str = Query("", max_length=200)) -> HTMLResponse:
+        config = settings()
+        wanted = normalise_registration(reg)
+        if not wanted:
+            return render(request, "registration.html", reg=reg, found=None, stale=False)
+        try:
+            found, stale = lookups.read(
+                warehouse_of(config),
+                ("registration", wanted),
+                lambda con: registration_history(con, wanted),
+                wait=LOOKUP_WAIT_SECONDS,
+            )
+        except (WarehouseBusy, WarehouseMissing) as exc:
+            return lookup_error(request, exc, "registration lookup")
+        return render(request, "registration.html", reg=wanted, found=found, stale=stale)
+
+    @app.get("/mot/quarantine", response_class=HTMLResponse)
+    def quarantine_page(request: Request, day: date | None = None) -> HTMLResponse:
+        config = settings()
+        data, freshness = source.get(warehouse_of(config))
+        records = [r for r in data.mot_quarantine if day is None or r["business_date"] == day]
+        days = sorted(data.mot_quarantine_days.items(), reverse=True)
+        return render(request, "quarantine.html", freshness=freshness, records=records, day=day, days=days)
+
+    @app.get("/data-docs/{path:path}")
+    def data_docs(path: str = "index.html") -> FileResponse:
+        config = settings()
+        root = config.docs_dir
+        target = _inside(str((root / (path or "index.html"))) if root else None, str(root) if root else None)
+        if target is None or not target.is_file():
+            raise HTTPException(404, "No such Data Docs page (no checkpoint has run yet?)")
+        media = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        return FileResponse(target, media_type=media)
+
+    return app
+
+
+def _inside(path: str | None, root: str | None) -> Path | None:
+    """``path`` resolved, if it is a file under ``root`` (never follow a path out of the folder)."""
+    if not path or not root:
+        return None
+    resolved, base = Path(path).resolve(), Path(root).resolve()
+    if resolved != base and base not in resolved.parents:
+        return None
+    return resolved if resolved.is_file() else None
+
+
+def _report_preview(path: str | None, archive: str | None, limit: int = 20) -> dict[str, Any] | None:
+    found = _inside(path, archive)
+    if found is None:
+        return None
+    with open(found, newline="", encoding="utf-8", errors="replace") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, [])
+        rows = []
+        total = 0
+        for row in reader:
+            total += 1
+            if len(rows) < limit:
+                rows.append(row)
+    return {"header": header, "rows": rows, "total": total}
+
+
+def _csv_text(rows: list[list[str]]) -> str:  # pragma: no cover - kept for symmetry with downloads
+    out = io.StringIO()
+    csv.writer(out).writerows(rows)
+    return out.getvalue()
