@@ -133,6 +133,40 @@ def warm_mot_staging(work: Path) -> None:
     shutil.rmtree(warm, ignore_errors=True)
 
 
+class InlineExecutor:
+    """A ThreadPoolExecutor stand-in that runs each task at once in the calling thread.
+
+    pyinstrument samples only the thread that started it; profile runs of MOT staging swap the
+    segment pool for this so the parse, flatten and validate steps show up in the profile.
+    """
+
+    def __init__(self, *_args: Any, **_kwargs: Any) -> None:
+        pass
+
+    def __enter__(self) -> InlineExecutor:
+        return self
+
+    def __exit__(self, *_exc: Any) -> None:
+        return None
+
+    def submit(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
+        from concurrent.futures import Future
+
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # delivered through the future, as the pool does
+            future.set_exception(exc)
+        return future
+
+
+def _inline_staging_for_profile(args: argparse.Namespace) -> None:
+    if args.profile:
+        import include.mot.stage as stage
+
+        stage.ThreadPoolExecutor = InlineExecutor
+
+
 # ----------------------------------------------------------------------------------- jobs
 # Each builder does the untimed set-up and returns the job to time; the job returns
 # {"rows": ..., "bytes": ..., ...details}.
@@ -399,6 +433,7 @@ def mot_delta(args: argparse.Namespace) -> Job:
     from include.warehouse import connect
 
     warm_mot_staging(work)
+    _inline_staging_for_profile(args)
     warehouse = _copy_warehouse(args.base, work / "warehouse.duckdb")
     sha = sha256_of(path)
     timings: dict[str, float] = {}
@@ -511,6 +546,7 @@ def mot_bulk_part(args: argparse.Namespace) -> Job:
     from include.mot.stage import stage_bulk_part, staged_directory
 
     warm_mot_staging(work)
+    _inline_staging_for_profile(args)
     sha = meta["sha256"]
     staging = work / "staged"
     index = [p["name"] for p in meta["part_stats"]].index(args.part)
@@ -584,7 +620,50 @@ def dag_parse(args: argparse.Namespace) -> Job:
     return run
 
 
+def cold_start(args: argparse.Namespace) -> Job:
+    """What a fresh task process pays before its first row: imports and first-use set-up.
+
+    Run in a new interpreter (not forked from the warm server). ``--input`` is ``recall`` or ``mot``.
+    """
+    work = _fresh(Path(args.work))
+
+    def ours() -> dict:
+        if args.input == "recall":
+            import pyarrow.parquet as pq
+
+            import include.recalls.intake  # noqa: F401  (the task module)
+            from include.recalls.validation import validate_recall_file
+
+            verdict = validate_recall_file(
+                b"VIN,ManufacturerRecallCampaignReference,DVSACampaignReference,RecallCampaignStartDate\n"
+                b"SAJAA00A0AA000001,ACME-2024-001,,2024-01-02\n",
+                "warm.csv",
+            )
+            pq.write_table(verdict.snapshot, work / "warm.parquet")
+        else:
+            warm_mot_staging(work)
+        return {"rows": 0, "bytes": 0}
+
+    def floor() -> dict:
+        import duckdb
+
+        duckdb.connect().execute("SELECT 1").fetchall()
+        return {"rows": 0, "bytes": 0}
+
+    def peer() -> dict:
+        if args.input == "recall":
+            from bench.peers import recalls as module
+        else:
+            from bench.peers import mot as module
+        module.warm_up()
+        warm_pandera()
+        return {"rows": 0, "bytes": 0}
+
+    return {"ours": ours, "floor": floor, "peer": peer}[args.impl]
+
+
 BUILDERS: dict[str, Callable[[argparse.Namespace], Job]] = {
+    "cold_start": cold_start,
     "recall_intake": recall_intake,
     "recall_scan": recall_scan,
     "recall_apply": recall_apply,

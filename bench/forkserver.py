@@ -13,6 +13,7 @@ stdout. The child runs ``bench.case.main(argv)`` with its stdout/stderr in ``out
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -66,10 +67,8 @@ def serve(preload: list[str]) -> None:
                 break
             if time.monotonic() > deadline and not timed_out:
                 timed_out = True
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
             time.sleep(0.02)
         reply = {
             "rc": os.waitstatus_to_exitcode(status),

@@ -15,7 +15,7 @@ What is drawn "like real histories":
   within days. Defects: advisories grow with age, failures carry major or dangerous items, and
   tests before 20 May 2018 use the old FAIL/PRS/ADVISORY types. Odometers grow ~7,400 mi/year
   with per-vehicle spread; a few readings are km, unreadable or absent.
-* Tests newest first, as the MOT history API returns them. ~2.8 KB of JSON per vehicle.
+* Tests newest first, as the MOT history API returns them. ~3.6 KB of JSON per vehicle.
 """
 
 from __future__ import annotations
@@ -195,7 +195,7 @@ def _tests(rng: random.Random, index: int, first_used: date, last: date, plate: 
             tests.append(
                 {
                     "completedDate": _day(day) + _pick(rng, _TIMES),
-                    "motTestNumber": 10**11 + ((index * 64 + seq) * _TEST_MUL) % _TEST_MOD,
+                    "motTestNumber": 10**11 + ((index * 256 + seq) * _TEST_MUL) % _TEST_MOD,
                     "dataSource": "DVSA",
                     "expiryDate": _day(expiry) if passed else None,
                     reg_field: old_plate if old_plate and day < transfer else plate,

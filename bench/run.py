@@ -64,13 +64,14 @@ class Plan:
     bulk_part_records: int
     dag_repeats: int
     timeout_s: int
+    peer_budget_s: float  # skip a peer run predicted (linearly, from its last size) to take longer
 
 
 FULL = Plan(
     mode="full",
     recall_sizes=(500_000, 1_000_000, 2_000_000, 3_500_000),
     recall_target_rows=3_500_000,
-    sequence_sizes=(500_000, 1_000_000, 3_500_000),
+    sequence_sizes=(500_000, 3_500_000),
     days=30,
     mot_sizes=(50_000, 100_000, 200_000),
     mot_target_vehicles=200_000,
@@ -81,25 +82,27 @@ FULL = Plan(
     bulk_part_records=50_000,
     dag_repeats=3,
     timeout_s=1800,
+    peer_budget_s=300,
 )
 QUICK = Plan(
     mode="quick",
-    recall_sizes=(25_000, 50_000, 100_000),
+    recall_sizes=(25_000, 100_000),
     recall_target_rows=100_000,
-    sequence_sizes=(25_000, 100_000),
-    days=30,
-    mot_sizes=(2_500, 5_000, 10_000),
+    sequence_sizes=(10_000, 25_000),
+    days=10,
+    mot_sizes=(2_500, 10_000),
     mot_target_vehicles=10_000,
-    mot_bytes=40 * 10**6,
+    mot_bytes=20 * 10**6,
     mot_base=10_000,
     mot_part_records=5_000,
     bulk_parts=2,
     bulk_part_records=2_500,
     dag_repeats=2,
     timeout_s=600,
+    peer_budget_s=1e9,
 )
 RECALL_VARIANTS = {"valid": (0.0, 0.0), "invalid": (0.01, 0.0), "malformed": (0.01, 0.1)}
-FAMILIES = ("recall_intake", "recall_scan", "recall_apply", "mot_delta", "mot_bulk", "dag_parse")
+FAMILIES = ("cold_start", "recall_intake", "recall_scan", "recall_apply", "mot_delta", "mot_bulk", "dag_parse")
 
 
 def log(message: str) -> None:
@@ -223,7 +226,8 @@ class Inputs:
             info = write_recall_csv(path, rows, invalid_share=invalid, malformed_share=malformed)
             meta.write_text(json.dumps(info))
             log(
-                f"  generated {path.relative_to(ROOT)} ({info['bytes'] / 1e6:.0f} MB, {time.perf_counter() - started:.1f}s)"
+                f"  generated {path.relative_to(ROOT)} ({info['bytes'] / 1e6:.0f} MB, "
+                f"{time.perf_counter() - started:.1f}s)"
             )
         return path, info
 
@@ -299,7 +303,23 @@ class Bench:
     def _execute(self, case: str, impl: str, tag: str, argv: list[str]) -> dict:
         out, err = self.logs / f"{tag}.out", self.logs / f"{tag}.err"
         load = os.getloadavg()
-        reply = self.server(case).run([case, impl, *argv], out, err, self.plan.timeout_s)
+        if case == "cold_start":  # must be a brand-new interpreter, not a fork of the warm server
+            with open(out, "w") as stdout, open(err, "w") as stderr:
+                env = {**os.environ, "PYTHONPATH": str(ROOT)}
+                try:
+                    code = subprocess.run(
+                        [sys.executable, "-m", "bench.case", case, impl, *argv],
+                        cwd=ROOT,
+                        env=env,
+                        stdout=stdout,
+                        stderr=stderr,
+                        timeout=self.plan.timeout_s,
+                    ).returncode
+                    reply = {"rc": code, "timed_out": False}
+                except subprocess.TimeoutExpired:
+                    reply = {"rc": -9, "timed_out": True}
+        else:
+            reply = self.server(case).run([case, impl, *argv], out, err, self.plan.timeout_s)
         result: dict[str, Any] = {}
         for line in out.read_text(errors="replace").splitlines() if out.exists() else []:
             if line.startswith(MARKER):
@@ -311,19 +331,57 @@ class Bench:
         result["load_after"] = [round(x, 2) for x in os.getloadavg()]
         return result
 
+    def _peer_prediction(self, case: str, variant: str, x: float) -> float | None:
+        """Linear prediction of a peer run from the largest smaller size already measured."""
+        earlier = [
+            r
+            for r in self.runs
+            if r["case"] == case and r["variant"] == variant and r["impl"] == "peer" and "wall_s" in r and r["x"] < x
+        ]
+        if not earlier:
+            return None
+        last = max(earlier, key=lambda r: r["x"])
+        return last["wall_s"] * x / last["x"]
+
     def run(
-        self, case: str, impl: str, *, variant: str, size: int | float, unit: str, argv: list[str], repeats: int = 1
+        self,
+        case: str,
+        impl: str,
+        *,
+        variant: str,
+        size: int | float,
+        unit: str,
+        argv: list[str],
+        repeats: int = 1,
+        x: float | None = None,
     ) -> list[dict]:
+        x = float(size if x is None else x)
+        if impl == "peer":
+            predicted = self._peer_prediction(case, variant, x)
+            if predicted is not None and predicted > self.plan.peer_budget_s:
+                skipped = {
+                    "case": case,
+                    "variant": variant,
+                    "size": size,
+                    "unit": unit,
+                    "impl": impl,
+                    "x": x,
+                    "skipped": f"predicted {predicted:.0f} s > {self.plan.peer_budget_s:.0f} s budget",
+                }
+                self.runs.append(skipped)
+                log(f"  {case:<15} {variant:<10} {size:>12,} peer  skipped: {skipped['skipped']}")
+                return [skipped]
         done = []
         for repeat in range(repeats):
             tag = f"{case}-{variant}-{size}-{impl}-{repeat}".replace("/", "_")
             result = self._execute(case, impl, tag, argv)
-            result.update(case=case, variant=variant, size=size, unit=unit, impl=impl, repeat=repeat, argv=argv)
+            result.update(case=case, variant=variant, size=size, unit=unit, impl=impl, repeat=repeat, argv=argv, x=x)
             self.runs.append(result)
             done.append(result)
             if "error" in result:
                 log(
-                    f"  {case:<15} {variant:<10} {size:>12,} {impl:<5} FAILED: {result['error']} {result['stderr'][-300:]}"
+                    f"  {case:<15} {variant:<10} {size:>12,} {impl:<5} FAILED: {result['error']} "
+                    f"{result['stderr'][-300:]}"
                 )
             else:
                 extra = ""
@@ -346,6 +404,16 @@ class Bench:
         return result
 
     # -------------------------------------------------------------------------------- families
+
+    def cold_start(self) -> None:
+        log("Task cold start: a new interpreter importing what the task needs and doing its first-use set-up")
+        full = self.plan.mode == "full"
+        for variant in ("recall", "mot"):
+            for impl in ("ours", "floor", "peer") if full else ("ours",):
+                argv = ["--input", variant, "--work", str(self.work / "run" / "cold")]
+                self.run(
+                    "cold_start", impl, variant=variant, size=1, unit="process", argv=argv, repeats=2 if full else 1
+                )
 
     def recall_intake(self) -> None:
         log("Recall intake (validate + stage), floor = DuckDB read_csv, peer = pandas + pandera")
@@ -453,12 +521,47 @@ class Bench:
             )
         return target
 
-    def mot_delta(self) -> None:
+    def _mot_deltas(self) -> list[tuple[int, str, Path, dict]]:
+        """(count, unit, path, info) of each delta: the vehicle sizes, then the one sized in bytes."""
         from bench.gen_mot import bytes_per_vehicle
 
-        log("MOT delta stage + apply, floor = DuckDB read_json, peer = json + pandas + pandera")
         plan = self.plan
-        base_path, base_info = self.inputs.mot("base", first=0, count=plan.mot_base, part_records=plan.mot_part_records)
+        by_bytes = math.ceil(plan.mot_bytes / (bytes_per_vehicle(sample=500) * 0.97))
+        deltas = []
+        for count, unit in [(n, "vehicles") for n in plan.mot_sizes] + [(by_bytes, "bytes")]:
+            first = max(0, plan.mot_base - count // 2)  # half already in the warehouse, half new
+            path, info = self.inputs.mot(
+                "delta", first=first, count=count, base_end=plan.mot_base, part_records=plan.mot_part_records
+            )
+            deltas.append((count, unit, path, info))
+        return deltas
+
+    def _mot_base(self) -> tuple[Path, dict]:
+        plan = self.plan
+        return self.inputs.mot("base", first=0, count=plan.mot_base, part_records=plan.mot_part_records)
+
+    def _bulk(self) -> tuple[Path, dict]:
+        plan = self.plan
+        return self.inputs.mot(
+            "bulk", first=0, count=plan.bulk_parts * plan.bulk_part_records, part_records=plan.bulk_part_records
+        )
+
+    def prepare_inputs(self) -> None:
+        """Generate (or find cached) every input of the plan, and the peer's cached MOT base."""
+        log(f"inputs: {self.inputs.root.relative_to(ROOT)}")
+        for variant in RECALL_VARIANTS:
+            for rows in self.plan.recall_sizes:
+                self.inputs.recall_csv(variant, rows)
+        for rows in sorted(set(self.plan.recall_sizes) | set(self.plan.sequence_sizes)):
+            self.inputs.recall_sequence(rows, self.plan.days if rows in self.plan.sequence_sizes else 1)
+        base_path, base_info = self._mot_base()
+        self._peer_mot_base(base_path, base_info)
+        self._mot_deltas()
+        self._bulk()
+
+    def mot_delta(self) -> None:
+        log("MOT delta stage + apply, floor = DuckDB read_json, peer = json + pandas + pandera")
+        base_path, base_info = self._mot_base()
         ours_base = self.work / "bases" / "mot-ours.duckdb"
         self.prepare(
             "prepare_mot_base",
@@ -467,26 +570,20 @@ class Bench:
             ["--input", str(base_path), "--work", str(self.work / "prep"), "--base", str(ours_base)],
         )
         peer_base = self._peer_mot_base(base_path, base_info)
-        by_bytes = math.ceil(plan.mot_bytes / (bytes_per_vehicle(sample=500) * 0.97))
-        sizes = [(n, "vehicles") for n in plan.mot_sizes] + [(by_bytes, "bytes")]
-        for count, unit in sizes:
-            first = max(0, plan.mot_base - count // 2)
-            path, info = self.inputs.mot(
-                "delta", first=first, count=count, base_end=plan.mot_base, part_records=plan.mot_part_records
-            )
+        for count, unit, path, info in self._mot_deltas():
             size = info["uncompressed_bytes"] if unit == "bytes" else count
             for impl in ("ours", "floor", "peer"):
                 argv = ["--input", str(path), "--work", str(self.work / "run" / "mot")]
                 if impl != "floor":
                     argv += ["--base", str(ours_base if impl == "ours" else peer_base)]
-                self.run("mot_delta", impl, variant="delta", size=size, unit=unit, argv=argv)
+                self.run(
+                    "mot_delta", impl, variant="delta", size=size, unit=unit, argv=argv, x=info["uncompressed_bytes"]
+                )
 
     def mot_bulk(self) -> None:
         plan = self.plan
         log(f"MOT bulk: {plan.bulk_parts} parts of {plan.bulk_part_records:,} vehicles, staged one part per process")
-        path, info = self.inputs.mot(
-            "bulk", first=0, count=plan.bulk_parts * plan.bulk_part_records, part_records=plan.bulk_part_records
-        )
+        path, info = self._bulk()
         work = self.work / "run" / "bulk"
         shutil.rmtree(work, ignore_errors=True)
         staged = []
@@ -550,6 +647,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help=f"comma-separated subset of {','.join(FAMILIES)}")
     parser.add_argument("--no-profile", action="store_true", help="do not profile missed targets")
     parser.add_argument("--write-docs", action="store_true", help="also rewrite docs/performance.md in quick mode")
+    parser.add_argument("--prepare-inputs", action="store_true", help="only generate (and cache) the inputs")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     only = [f for f in args.only.split(",") if f]
@@ -561,6 +659,13 @@ def main(argv: list[str] | None = None) -> int:
 
     started = datetime.now(UTC)
     bench = Bench(plan, args)
+    if args.prepare_inputs:
+        try:
+            bench.prepare_inputs()
+        finally:
+            if bench.data is not None:
+                bench.data.close()
+        return 0
     doc: dict[str, Any] = {
         "mode": plan.mode,
         "started": started.isoformat(timespec="seconds"),
@@ -574,12 +679,15 @@ def main(argv: list[str] | None = None) -> int:
         "inputs": str(bench.inputs.root.relative_to(ROOT)),
     }
     log(
-        f"bench ({plan.mode}): {doc['machine']['cpu_model']}, {doc['machine']['cores']} cores, load {doc['load_average']['start']}"
+        f"bench ({plan.mode}): {doc['machine']['cpu_model']}, {doc['machine']['cores']} cores, "
+        f"load {doc['load_average']['start']}"
     )
     try:
         for family in FAMILIES:
             if not only or family in only:
+                family_started = time.perf_counter()
                 getattr(bench, family)()
+                log(f"  ({family}: {time.perf_counter() - family_started:.0f}s)")
         summary = report.summarise(bench.runs, plan)
         doc["profiles"] = bench.profile_missed(summary)
     finally:

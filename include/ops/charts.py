@@ -36,7 +36,7 @@ def nice_ticks(maximum: float, count: int = 4) -> list[float]:
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
     top = math.ceil(maximum / step) * step
-    return [i * step for i in range(int(round(top / step)) + 1)]
+    return [i * step for i in range(round(top / step) + 1)]
 
 
 def _number(value: float) -> str:
@@ -71,16 +71,17 @@ def bar_chart(
     id_attribute = f' id="{_e(chart_id)}"' if chart_id else ""
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {width} {height}" '
-        f'width="{width}" height="{height}" role="img" aria-label="{_e(title)}"{id_attribute} data-chart="{_e(title)}">',
+        f'width="{width}" height="{height}" role="img" aria-label="{_e(title)}"{id_attribute} '
+        f'data-chart="{_e(title)}">',
         f"<title>{_e(title)}</title>",
     ]
     for tick in ticks:
         y = top + plot_h - tick * scale
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e3e6ea"/>')
-        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#555" {FONT}>{_number(tick)}</text>')
-    parts.append(
-        f'<line x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}" stroke="#888"/>'
-    )
+        parts.append(
+            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#555" {FONT}>{_number(tick)}</text>'
+        )
+    parts.append(f'<line x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}" stroke="#888"/>')
     inner = band * 0.8
     for i, category in enumerate(categories):
         x0 = left + i * band + band * 0.1
@@ -100,10 +101,11 @@ def bar_chart(
                 f'<rect class="bar" x="{x:.1f}" y="{y:.1f}" width="{max(w - 1, 1):.1f}" height="{max(h, 1):.1f}" '
                 f'fill="{_e(s.color)}"><title>{_e(category)}: {_e(s.name)} {_e(f"{value:,.0f}")}</title></rect>'
             )
-        if i % every == 0 or i == n - 1:
+        if i % every == 0:
             cx = left + i * band + band / 2
             parts.append(
-                f'<text x="{cx:.1f}" y="{top + plot_h + 16}" text-anchor="middle" fill="#555" {FONT}>{_e(category)}</text>'
+                f'<text x="{cx:.1f}" y="{top + plot_h + 16}" text-anchor="middle" fill="#555" {FONT}>'
+                f"{_e(category)}</text>"
             )
     x = left
     for s in series:
@@ -114,7 +116,9 @@ def bar_chart(
     return Markup("".join(parts))
 
 
-def hbar_chart(labels: Sequence[str], values: Sequence[float], *, title: str, color: str = "#1c7ed6", width: int = 520) -> Markup:
+def hbar_chart(
+    labels: Sequence[str], values: Sequence[float], *, title: str, color: str = "#1c7ed6", width: int = 520
+) -> Markup:
     """Horizontal bars, one row per label (e.g. outstanding recalls per manufacturer)."""
     row, left, right, top = 18, 120, 70, 6
     height = top * 2 + row * max(len(labels), 1)

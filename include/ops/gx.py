@@ -99,7 +99,11 @@ def latest_verdicts(docs_dir: str | Path, recent: int = RECENT_RUNS) -> list[Sui
     validations = docs.parent / "gx" / "uncommitted" / "validations"
     found = []
     for suite in sorted(_subdirs(validations), key=lambda e: e.name):
-        runs = [(run_time.name, run_name.name, Path(run_time.path)) for run_name in _subdirs(Path(suite.path)) for run_time in _subdirs(Path(run_name.path))]
+        runs = [
+            (run_time.name, run_name.name, Path(run_time.path))
+            for run_name in _subdirs(Path(suite.path))
+            for run_time in _subdirs(Path(run_name.path))
+        ]
         runs.sort(reverse=True)
         verdicts = []
         for run_time, run_name, folder in runs[:recent]:

@@ -93,7 +93,6 @@ class VinHistory:
                     "manufacturerRecallCampaignReference": r.manufacturer_campaign_reference,
                     "dvsaCampaignReference": r.dvsa_campaign_reference or None,
                     "recallCampaignStartDate": r.recall_campaign_start_date.isoformat(),
-                    "outstandingSince": r.first_seen_on.isoformat(),
                 }
                 for r in outstanding
             ],

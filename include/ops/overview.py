@@ -311,35 +311,28 @@ def needs_attention(overview: Overview, names: dict[str, str], today: date) -> l
     items: list[Attention] = []
     for item in held(overview):
         row = item.row
-        items.append(
-            Attention("bad", f"{row['manufacturer']} {row['business_date']}: snapshot HELD, check it and release", "held")
-        )
+        text = f"{row['manufacturer']} {row['business_date']}: snapshot HELD, check it and release"
+        items.append(Attention("bad", text, "held"))
     week_ago = today - timedelta(days=7)
     rejected = [r for r in overview.files if r["status"] == "REJECTED" and r["business_date"] >= week_ago]
     if rejected:
         makers = sorted({r["manufacturer"] for r in rejected})
-        items.append(
-            Attention("warn", f"{len(rejected)} rejected recall file(s) in the last 7 days: {', '.join(makers)}", "grid")
-        )
+        text = f"{len(rejected)} rejected recall file(s) in the last 7 days: {', '.join(makers)}"
+        items.append(Attention("warn", text, "grid"))
     missing = [r for r in overview.files if r["status"] == "MISSING" and r["business_date"] >= week_ago]
     if missing:
         makers = sorted({r["manufacturer"] for r in missing})
-        items.append(
-            Attention("warn", f"{len(missing)} missing recall file(s) in the last 7 days: {', '.join(makers)}", "grid")
-        )
+        text = f"{len(missing)} missing recall file(s) in the last 7 days: {', '.join(makers)}"
+        items.append(Attention("warn", text, "grid"))
     queued = [e for e in overview.emails if e["sent_at"] is None]
     if queued:
         oldest = min(e["created_at"] for e in queued)
-        items.append(
-            Attention("bad", f"{len(queued)} email(s) still queued (SMTP down?), oldest {oldest:%Y-%m-%d %H:%M}", "grid")
-        )
+        text = f"{len(queued)} email(s) still queued (SMTP down?), oldest {oldest:%Y-%m-%d %H:%M} UTC"
+        items.append(Attention("bad", text, "grid"))
     for row in overview.mot_files:
         if row["status"] != "APPLIED" and row["business_date"] >= week_ago:
-            items.append(
-                Attention(
-                    "bad" if row["status"] in {"REJECTED", "HELD"} else "warn",
-                    f"MOT delta {row['business_date']}: {row['status']}" + (f" ({row['message']})" if row["message"] else ""),
-                    "mot",
-                )
-            )
+            text = f"MOT delta {row['business_date']}: {row['status']}"
+            if row["message"]:
+                text += f" ({row['message']})"
+            items.append(Attention("bad" if row["status"] in {"REJECTED", "HELD"} else "warn", text, "mot"))
     return items

@@ -14,10 +14,10 @@ stylesheet.
 from __future__ import annotations
 
 import csv
-import io
 import mimetypes
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -130,8 +130,17 @@ def create_app(
     env = _environment()
     source = ov.OverviewSource()
     lookups = StateCache()
+
+    @asynccontextmanager
+    async def warm_up(_: FastAPI) -> AsyncIterator[None]:
+        # Compile the templates when the API server starts, not on the first visit.
+        for name in env.list_templates():
+            env.get_template(name)
+        yield
+
     app = FastAPI(
         title="Operations page",
+        lifespan=warm_up,
         dependencies=[Depends(authenticate)],
         docs_url=None,
         redoc_url=None,
@@ -260,10 +269,11 @@ def create_app(
         attention = ov.needs_attention(data, config.manufacturers, today())
         for suite in verdicts:
             if not suite.latest.success:
-                attention.append(
-                    ov.Attention("bad", f"Great Expectations {suite.suite}: latest run failed", "quality")
-                )
-        codes_in_view = sorted({c for r in rows for cell in r.cells for f in cell.files for c in f["error_codes"] or []})
+                attention.append(ov.Attention("bad", f"Great Expectations {suite.suite}: latest run failed", "quality"))
+        codes_in_view = sorted(
+            {code for r in rows for cell in r.cells for f in cell.files for code in f["error_codes"] or []}
+        )
+        yesterday = today() - timedelta(days=1)
         return render(
             request,
             "index.html",
@@ -275,7 +285,7 @@ def create_app(
             last=last,
             days=days,
             earlier=first - timedelta(days=1),
-            later=min(last + timedelta(days=days), today() - timedelta(days=1)) if last < today() - timedelta(days=1) else None,
+            later=min(last + timedelta(days=days), yesterday) if last < yesterday else None,
             labels=STATUS_LABEL,
             chart_days=chart_days,
             manufacturer=manufacturer,
@@ -461,7 +471,7 @@ def create_app(
     def data_docs(path: str = "index.html") -> FileResponse:
         config = settings()
         root = config.docs_dir
-        target = _inside(str((root / (path or "index.html"))) if root else None, str(root) if root else None)
+        target = _inside(str(root / (path or "index.html")) if root else None, str(root) if root else None)
         if target is None or not target.is_file():
             raise HTTPException(404, "No such Data Docs page (no checkpoint has run yet?)")
         media = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
@@ -494,9 +504,3 @@ def _report_preview(path: str | None, archive: str | None, limit: int = 20) -> d
             if len(rows) < limit:
                 rows.append(row)
     return {"header": header, "rows": rows, "total": total}
-
-
-def _csv_text(rows: list[list[str]]) -> str:  # pragma: no cover - kept for symmetry with downloads
-    out = io.StringIO()
-    csv.writer(out).writerows(rows)
-    return out.getvalue()
