@@ -109,7 +109,7 @@ def mot_delta_daily():
     @task(pool="warehouse", retries=5)
     def apply(staged: dict | None) -> dict:
         """Apply in one transaction, or record REJECTED / HELD / MISSING."""
-        from airflow.exceptions import AirflowSkipException
+        from airflow.sdk.exceptions import AirflowSkipException
 
         from dags.common import runtime
         from include.mail.outbox import enqueue
@@ -173,7 +173,7 @@ def mot_delta_daily():
             docs_dir=runtime.variable("data_docs_path", None) or f"{runtime.archive_path()}/../data_docs",
         )
         if not result["success"]:
-            from airflow.exceptions import AirflowFailException
+            from airflow.sdk.exceptions import AirflowFailException
 
             # Deterministic: retrying cannot fix the data, so fail now and tell ops_email.
             raise AirflowFailException(f"Great Expectations checkpoint failed: {result['failed']}")

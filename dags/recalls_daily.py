@@ -128,7 +128,7 @@ def recalls_daily():
         @task(pool="warehouse", retries=5)
         def record_and_apply(manufacturer: dict[str, str], outcomes: list[dict]) -> dict:
             """Record the files, queue emails and apply (or hold) the snapshot in one transaction."""
-            from airflow.exceptions import AirflowSkipException
+            from airflow.sdk.exceptions import AirflowSkipException
 
             from dags.common import runtime
             from include.recalls.intake import outcome_from_json, record_day
@@ -184,7 +184,7 @@ def recalls_daily():
             docs_dir=runtime.variable("data_docs_path", None) or f"{runtime.archive_path()}/../data_docs",
         )
         if not result["success"]:
-            from airflow.exceptions import AirflowFailException
+            from airflow.sdk.exceptions import AirflowFailException
 
             # Deterministic: retrying cannot fix the data, so fail now and tell ops_email.
             raise AirflowFailException(f"Great Expectations checkpoint failed: {result['failed']}")

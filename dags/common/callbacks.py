@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from airflow.exceptions import AirflowFailException
-from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+from airflow.sdk.exceptions import AirflowFailException
 
 log = logging.getLogger(__name__)
 
@@ -23,15 +22,19 @@ class SnapshotHeld(FileRejected):
     """A valid file was held (mass-fix guard, quarantine share): an operator must release it."""
 
 
-ops_failure_notifier = SmtpNotifier(
-    to="{{ var.value.ops_email }}",
-    smtp_conn_id="smtp_default",
-    subject="[vehicle-pipeline] Task failed: {{ ti.dag_id }}.{{ ti.task_id }} ({{ ds }})",
-    html_content=(
-        "<p>Task <b>{{ ti.task_id }}</b> of DAG <b>{{ ti.dag_id }}</b> failed for {{ ds }}"
-        " (run {{ run_id }}, try {{ ti.try_number }}).</p><p>Error: {{ exception | e }}</p>"
-    ),
-)
+def ops_failure_notifier():
+    """The ops email for technical failures (built on use: the provider import is not free)."""
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+    return SmtpNotifier(
+        to="{{ var.value.ops_email }}",
+        smtp_conn_id="smtp_default",
+        subject="[vehicle-pipeline] Task failed: {{ ti.dag_id }}.{{ ti.task_id }} ({{ ds }})",
+        html_content=(
+            "<p>Task <b>{{ ti.task_id }}</b> of DAG <b>{{ ti.dag_id }}</b> failed for {{ ds }}"
+            " (run {{ run_id }}, try {{ ti.try_number }}).</p><p>Error: {{ exception | e }}</p>"
+        ),
+    )
 
 
 def notify_failure(context) -> None:
@@ -43,4 +46,4 @@ def notify_failure(context) -> None:
         sent, queued = deliver_outbox(exception.outbox_prefix)
         log.info("outbox %s: %d sent, %d still queued", exception.outbox_prefix, sent, queued)
         return
-    ops_failure_notifier(context)
+    ops_failure_notifier()(context)

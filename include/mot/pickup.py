@@ -51,3 +51,27 @@ def receive_delta(sftp, archive: Archive, day: date) -> ReceivedFile | None:
         move_to_processed(sftp, INBOX, received)
     archived = archive.received(FEED, SOURCE, day.isoformat())
     return archived[0] if archived else None
+
+
+BULK_INBOX = "/mot/bulk"
+
+
+def receive_bulk(sftp, archive: Archive, file_name: str) -> ReceivedFile:
+    """Archive a bulk file named by the operator (its date comes from the name) and move it out."""
+    from include.landing.sftp_inbox import is_safe_name
+    from include.mot.files import parse_file_name
+
+    if not is_safe_name(file_name):
+        raise ValueError(f"unsafe bulk file name {file_name!r}")
+    kind, day = parse_file_name(file_name)
+    if kind != "bulk":
+        raise ValueError(f"{file_name!r} is not a bulk-light-vehicle_DD-MM-YYYY.zip file")
+    archived = [r for r in archive.received(FEED, "bulk", day.isoformat()) if r.original_name == file_name]
+    remote = {f.name: f for f in list_inbox(sftp, BULK_INBOX)}
+    if file_name in remote:
+        received = fetch(sftp, BULK_INBOX, remote[file_name], archive, feed=FEED, source="bulk", business_date=day)
+        move_to_processed(sftp, BULK_INBOX, received)
+        return received
+    if archived:
+        return archived[-1]
+    raise FileNotFoundError(f"{BULK_INBOX}/{file_name} is not on the server and was never archived")

@@ -25,20 +25,30 @@ import duckdb
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2
 QUARANTINE_KEPT = 500  # most recent quarantined MOT records copied for the page
 
 # name -> (table it needs, query). Timestamps become UTC TIMESTAMPs (no time zone objects in Python).
 QUERIES: dict[str, tuple[str, str]] = {
+    # One row per recall file (or MISSING day) with the number of emails it caused, sent or queued.
     "recall_files": (
         "recall_files",
         """
-        SELECT manufacturer, business_date, upload_id, sha256, file_name, status, error_codes, warning_codes,
-               row_count, warning_count, size_bytes, timezone('UTC', remote_mtime) AS remote_mtime,
-               timezone('UTC', received_at) AS received_at, scanner_verdict, scanner_name, report_path,
-               added_count, fixed_count, changed_count, outstanding_count, hold_reason,
-               timezone('UTC', released_at) AS released_at, timezone('UTC', recorded_at) AS recorded_at, dag_run_id
-        FROM recall_files
+        WITH mail AS (
+            SELECT split_part(message_key, ':', 2) AS manufacturer, regexp_extract(message_key, '[^:]*$') AS upload_id,
+                   count(*) AS emails, count(*) FILTER (WHERE sent_at IS NULL) AS emails_queued
+            FROM outbox WHERE message_key LIKE 'recall:%' GROUP BY ALL
+        )
+        SELECT f.manufacturer, f.business_date, f.upload_id, f.sha256, f.file_name, f.status, f.error_codes,
+               f.warning_codes, f.row_count, f.warning_count, f.size_bytes,
+               timezone('UTC', f.remote_mtime) AS remote_mtime, timezone('UTC', f.received_at) AS received_at,
+               f.scanner_verdict, f.scanner_name, f.report_path, f.added_count, f.fixed_count, f.changed_count,
+               f.outstanding_count, f.hold_reason, timezone('UTC', f.released_at) AS released_at,
+               timezone('UTC', f.recorded_at) AS recorded_at, f.dag_run_id,
+               coalesce(m.emails, 0) AS emails, coalesce(m.emails_queued, 0) AS emails_queued
+        FROM recall_files f
+        LEFT JOIN mail m ON m.manufacturer = f.manufacturer AND m.upload_id = f.upload_id
+        ORDER BY f.business_date
         """,
     ),
     "outstanding": (
@@ -48,9 +58,11 @@ QUERIES: dict[str, tuple[str, str]] = {
     "emails": (
         "outbox",
         """
-        SELECT message_key, recipients, subject, attachment_name, timezone('UTC', created_at) AS created_at,
-               timezone('UTC', sent_at) AS sent_at, attempts, last_error
+        SELECT message_key, split_part(message_key, ':', 1) AS feed, split_part(message_key, ':', 2) AS manufacturer,
+               regexp_extract(message_key, '[^:]*$') AS upload_id, recipients, subject, attachment_name,
+               timezone('UTC', created_at) AS created_at, timezone('UTC', sent_at) AS sent_at, attempts, last_error
         FROM outbox
+        ORDER BY created_at
         """,
     ),
     "mot_files": (
@@ -60,6 +72,7 @@ QUERIES: dict[str, tuple[str, str]] = {
                quarantined, superseded, quarantine_share, message, part, line, attempts,
                timezone('UTC', recorded_at) AS recorded_at, timezone('UTC', applied_at) AS applied_at
         FROM mot_delta_files
+        ORDER BY business_date, recorded_at
         """,
     ),
     "mot_quarantine": (

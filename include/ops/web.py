@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import mimetypes
 import re
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -28,11 +29,12 @@ from zoneinfo import ZoneInfo
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from include.ops import overview as ov
 from include.ops.charts import Series, bar_chart, hbar_chart
-from include.ops.gx import latest_verdicts
+from include.ops.gx import SuiteVerdicts, latest_verdicts
 from include.ops.lookups import (
     as_text,
     normalise_registration,
@@ -219,17 +221,22 @@ def create_app(
         m: str | None = Query(None, max_length=64),
     ) -> HTMLResponse:
         config = settings()
-        warehouse = warehouse_of(config)
-        data, freshness = source.get(warehouse)
+        data, freshness = source.get(warehouse_of(config))
         first, last = window(end, days)
         columns, rows = ov.grid(data, config.manufacturers, last, days)
         recall_runs = runs_by_day(RECALL_DAG, first, last)
+        base = bases(request)[0]
+        grid_html = grid_table(
+            columns,
+            rows,
+            base=base,
+            run_href=lambda run_id, day: run_link(request, RECALL_DAG, run_id or recall_runs.get(day)),
+        )
         manufacturer = m if m in {r.code for r in rows} else None
         chart_first = last - timedelta(days=chart_days - 1)
         changes = ov.daily_changes(data, chart_first, last, manufacturer)
-        labels = [f"{d:%d %b}" for d, *_ in changes]
         changes_chart = bar_chart(
-            labels,
+            [f"{d:%d %b}" for d, *_ in changes],
             [
                 Series("added", [c[1] for c in changes], CHART_COLOURS["added"]),
                 Series("fixed", [c[2] for c in changes], CHART_COLOURS["fixed"]),
@@ -243,8 +250,7 @@ def create_app(
             [r.outstanding or 0 for r in outstanding_rows],
             title="Outstanding recalls per manufacturer",
         )
-        mot_first = last - timedelta(days=days - 1)
-        mot = ov.mot_days(data, mot_first, last)
+        mot = ov.mot_days(data, first, last)
         mot_chart = bar_chart(
             [f"{d:%d %b}" for d, *_ in mot],
             [
@@ -257,40 +263,34 @@ def create_app(
             stacked=True,
             chart_id="chart-mot",
         )
-        mot_runs = runs_by_day(MOT_DAG, mot_first, last)
-        mot_rows = [r for r in reversed(data.mot_files) if mot_first <= r["business_date"] <= last]
-        release = {}
+        mot_runs = runs_by_day(MOT_DAG, first, last)
+        release: dict[str, Any] = {}
         if hooks.release_state is not None:
             try:
                 release = hooks.release_state()
-            except Exception:
+            except Exception:  # Airflow's DB is a nicety here
                 release = {}
-        verdicts = latest_verdicts(config.docs_dir) if config.docs_dir else []
-        attention = ov.needs_attention(data, config.manufacturers, today())
+        verdicts = gx_verdicts(config.docs_dir)
+        attention = ov.needs_attention(data, today())
         for suite in verdicts:
             if not suite.latest.success:
                 attention.append(ov.Attention("bad", f"Great Expectations {suite.suite}: latest run failed", "quality"))
-        codes_in_view = sorted(
-            {code for r in rows for cell in r.cells for f in cell.files for code in f["error_codes"] or []}
-        )
+        codes_in_view = sorted({code for r in rows for cell in r.cells for code in cell.codes})
         yesterday = today() - timedelta(days=1)
         return render(
             request,
             "index.html",
             freshness=freshness,
             data=data,
-            columns=columns,
+            grid_html=grid_html,
             rows=rows,
             first=first,
             last=last,
             days=days,
             earlier=first - timedelta(days=1),
             later=min(last + timedelta(days=days), yesterday) if last < yesterday else None,
-            labels=STATUS_LABEL,
             chart_days=chart_days,
             manufacturer=manufacturer,
-            recall_runs={d: run_link(request, RECALL_DAG, r) for d, r in recall_runs.items()},
-            run_link=lambda run_id: run_link(request, RECALL_DAG, run_id),
             changes_chart=changes_chart,
             outstanding_chart=outstanding_chart,
             total_outstanding=sum(r.outstanding or 0 for r in rows),
@@ -298,13 +298,12 @@ def create_app(
             release=release,
             release_dag=RELEASE_DAG,
             mot_chart=mot_chart,
-            mot_rows=mot_rows,
+            mot_rows=ov.mot_files(data, first, last),
             mot_runs={d: run_link(request, MOT_DAG, r) for d, r in mot_runs.items()},
-            quarantine=data.mot_quarantine[:20],
+            quarantine=ov.quarantine(data, limit=20),
             verdicts=verdicts,
             attention=attention,
             codes_in_view=codes_in_view,
-            today=today(),
         )
 
     @app.get("/api/overview")
@@ -317,6 +316,7 @@ def create_app(
         return JSONResponse(
             {
                 "published_at": as_text(data.published_at) or None,
+                "publisher": data.publisher or None,
                 "freshness": freshness.status,
                 "days": [d.isoformat() for d in columns],
                 "manufacturers": [
@@ -329,7 +329,7 @@ def create_app(
                                 "day": c.day.isoformat(),
                                 "status": c.status,
                                 "codes": c.codes,
-                                "files": len(c.files),
+                                "files": c.later_files + 1 if c.first else 0,
                                 "email": c.email_state,
                             }
                             for c in r.cells
@@ -360,19 +360,18 @@ def create_app(
     def file_detail(request: Request, manufacturer: str, day: date) -> HTMLResponse:
         config = settings()
         data, freshness = source.get(warehouse_of(config))
-        files = data.files_by_cell.get((manufacturer, day), [])
+        files = ov.day_files(data, manufacturer, day)
         if not files:
             raise HTTPException(404, f"Nothing recorded for {manufacturer} on {day.isoformat()}")
-        details = []
-        for row in files:
-            details.append(
-                {
-                    "row": row,
-                    "emails": data.emails_for(row),
-                    "report": _report_preview(row.get("report_path"), config.archive_path),
-                    "run": run_link(request, RECALL_DAG, row["dag_run_id"]),
-                }
-            )
+        details = [
+            {
+                "row": row,
+                "emails": ov.emails_for(data, manufacturer, row["upload_id"]),
+                "report": _report_preview(row.get("report_path"), config.archive_path),
+                "run": run_link(request, RECALL_DAG, row["dag_run_id"]),
+            }
+            for row in files
+        ]
         return render(
             request,
             "file.html",
@@ -381,7 +380,7 @@ def create_app(
             name=config.manufacturers.get(manufacturer, manufacturer),
             day=day,
             details=details,
-            outstanding=data.outstanding.get(manufacturer),
+            outstanding=ov.outstanding(data).get(manufacturer),
             release_dag=RELEASE_DAG,
         )
 
@@ -389,10 +388,7 @@ def create_app(
     def file_report(manufacturer: str, day: date, upload_id: str) -> FileResponse:
         config = settings()
         data, _ = source.get(warehouse_of(config))
-        row = next(
-            (r for r in data.files_by_cell.get((manufacturer, day), []) if r["upload_id"] == upload_id),
-            None,
-        )
+        row = next((r for r in ov.day_files(data, manufacturer, day) if r["upload_id"] == upload_id), None)
         path = _inside(row.get("report_path") if row else None, config.archive_path)
         if path is None:
             raise HTTPException(404, "No row report for this file")
@@ -463,8 +459,8 @@ def create_app(
     def quarantine_page(request: Request, day: date | None = None) -> HTMLResponse:
         config = settings()
         data, freshness = source.get(warehouse_of(config))
-        records = [r for r in data.mot_quarantine if day is None or r["business_date"] == day]
-        days = sorted(data.mot_quarantine_days.items(), reverse=True)
+        records = ov.quarantine(data, day)
+        days = ov.quarantine_days(data)
         return render(request, "quarantine.html", freshness=freshness, records=records, day=day, days=days)
 
     @app.get("/data-docs/{path:path}")
@@ -478,6 +474,97 @@ def create_app(
         return FileResponse(target, media_type=media)
 
     return app
+
+
+_gx_cache: dict[Path, tuple[float, tuple, list[SuiteVerdicts]]] = {}
+GX_CACHE_SECONDS = 10.0
+
+
+def gx_verdicts(docs_dir: Path | None) -> list[SuiteVerdicts]:
+    """The latest verdicts, re-scanned when a checkpoint folder changed or every few seconds."""
+    if docs_dir is None:
+        return []
+    validations = docs_dir.resolve().parent / "gx" / "uncommitted" / "validations"
+    try:
+        key = tuple(sorted((e.name, e.stat().st_mtime_ns) for e in validations.iterdir() if e.is_dir()))
+    except FileNotFoundError:
+        return []
+    cached = _gx_cache.get(docs_dir)
+    if cached and cached[1] == key and time.monotonic() - cached[0] < GX_CACHE_SECONDS:
+        return cached[2]
+    verdicts = latest_verdicts(docs_dir)
+    _gx_cache[docs_dir] = (time.monotonic(), key, verdicts)
+    return verdicts
+
+
+def grid_table(
+    columns: list[date], rows: list[ov.GridRow], *, base: str, run_href: Callable[[str | None, date], str | None]
+) -> Markup:
+    """The recall grid as HTML (built directly: 1,500 cells are too many for a template to stay fast).
+
+    Every value is escaped; links are built from quoted path segments."""
+    e = escape
+    out = [
+        '<table class="grid" id="recall-grid"><thead><tr><th scope="col">Manufacturer</th>',
+    ]
+    for d in columns:
+        weekend = " weekend" if d.weekday() >= 5 else ""
+        out.append(f'<th scope="col" class="day{weekend}" title="{d}">{d:%a}<br>{d:%d/%m}</th>')
+    out.append('<th scope="col" class="num">Outstanding now</th></tr></thead><tbody>')
+    runs: dict[tuple[str | None, date], str | None] = {}
+    for row in rows:
+        code = e(row.code)
+        out.append(
+            f'<tr data-manufacturer="{code}"><th scope="row" title="{e(row.name)}">{code}'
+            f'<span class="name">{e(row.name)}</span></th>'
+        )
+        segment = e(quote(row.code, safe=""))
+        for cell in row.cells:
+            if cell.first is None:
+                out.append(
+                    f'<td class="cell empty" data-day="{cell.day}" title="{code} {cell.day}: nothing recorded">'
+                    "&middot;</td>"
+                )
+                continue
+            f = cell.first
+            status = cell.status or ""
+            title = [f"{row.code} {cell.day}: {status}"]
+            if cell.released:
+                title.append("released after a hold")
+            if f["file_name"]:
+                title.append(str(f["file_name"]))
+            if cell.codes:
+                title.append(", ".join(cell.codes))
+            if cell.later_files:
+                title.append(f"{cell.later_files} later file(s)")
+            if cell.email_state:
+                title.append(f"email {cell.email_state}")
+            parts = [
+                f'<td class="cell s-{e(status.lower())}" data-day="{cell.day}" data-status="{e(status)}"'
+                f' data-codes="{e(" ".join(cell.codes))}">'
+                f'<a class="status" href="{e(base)}/file/{segment}/{cell.day}" title="{e(" · ".join(title))}">'
+                f"{e(STATUS_LABEL.get(status, status))}</a>"
+            ]
+            if cell.codes:
+                parts.append(f'<span class="codes">{e(" ".join(abbreviation(c) for c in cell.codes))}</span>')
+            if status == "ACCEPTED":
+                parts.append(f'<span class="delta">+{f["added_count"] or 0} &minus;{f["fixed_count"] or 0}</span>')
+            if cell.later_files:
+                parts.append(f'<span class="more">+{cell.later_files}f</span>')
+            if cell.email_state == "queued":
+                parts.append('<span class="mail queued" title="email queued">&#9993;!</span>')
+            elif cell.email_state:
+                parts.append('<span class="mail sent" title="email sent">&#9993;</span>')
+            key = (f["dag_run_id"], cell.day)
+            if key not in runs:
+                runs[key] = run_href(f["dag_run_id"], cell.day)
+            if runs[key]:
+                parts.append(f'<a class="run" href="{e(runs[key])}" data-airflow-link title="DAG run">run</a>')
+            parts.append("</td>")
+            out.append("".join(parts))
+        out.append(f'<td class="num">{"" if row.outstanding is None else f"{row.outstanding:,}"}</td></tr>')
+    out.append("</tbody></table>")
+    return Markup("".join(out))
 
 
 def _inside(path: str | None, root: str | None) -> Path | None:

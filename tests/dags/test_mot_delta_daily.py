@@ -50,3 +50,17 @@ def test_missing_delta_is_recorded(pipeline):
     pipeline.run_dag("mot_delta_daily", DAY1)
     with pipeline.warehouse() as con:
         assert con.execute("SELECT business_date, status FROM mot_delta_files").fetchall() == [(DAY1, "MISSING")]
+
+
+def test_bulk_load_stages_parts_in_parallel_tasks_and_applies_once(pipeline, tmp_path):
+    from include.mot.files import bulk_file_name
+    from tools.mot_samples import synthetic_records
+
+    path = write_delta_zip(tmp_path / bulk_file_name(DAY1), synthetic_records(30, seed=3), parts=3)
+    pipeline.sftp.upload_as("pipeline", f"/mot/bulk/{path.name}", path.read_bytes(), at(DAY1, 3))
+    run = pipeline.run_dag("mot_bulk_load", DAY1, conf={"file_name": path.name})
+    staged = [ti for ti in run.get_task_instances() if ti.task_id == "stage_part"]
+    assert len(staged) == 3 and {ti.state for ti in staged} == {"success"}
+    with pipeline.warehouse() as con:
+        assert con.execute("SELECT count(DISTINCT registration) FROM vehicles").fetchone()[0] == 30
+        assert con.execute("SELECT kind, status FROM mot_delta_files").fetchall() == [("bulk", "APPLIED")]

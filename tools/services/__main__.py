@@ -80,6 +80,7 @@ def prepare(layout: Layout, manufacturers: list[str]) -> dict[str, dict[str, str
 
     for folder in (
         layout.sftp_root / "mot" / "delta",
+        layout.sftp_root / "mot" / "bulk",
         layout.keys,
         layout.mail,
         layout.clamd,
