@@ -133,3 +133,32 @@ def test_file_still_being_uploaded_is_not_taken(pipeline, monkeypatch):
     assert ("ACME", today, None, "MISSING", []) in recall_files(pipeline)
     assert (pipeline.sftp.local_path("/recalls/ACME") / "growing.csv").exists()
     assert not (pipeline.archive_path / "objects").exists()
+
+
+def test_mass_fix_guard_holds_then_operator_releases(pipeline, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_VAR_RECALL_MASS_FIX_COUNT_ACME", "1")  # per-manufacturer override
+    three = GOOD + b"WBA00000000000003,ABCCARS124,,2026-10-05\n"
+    pipeline.sftp.upload("ACME", "full.csv", three, mtime=at(DAY))
+    pipeline.sftp.upload(
+        "ACME", "truncated.csv", HEADER + b"WBA00000000000003,ABCCARS124,,2026-10-05\n", mtime=at(DAY2)
+    )
+    pipeline.run_dag("recalls_daily", DAY)
+    pipeline.run_dag("recalls_daily", DAY2)
+    with pipeline.warehouse() as con:
+        held = con.execute(
+            "SELECT sha256, hold_reason FROM recall_files WHERE status = 'HELD' AND manufacturer = 'ACME'"
+        ).fetchall()
+        assert con.execute("SELECT count(*) FROM outstanding_recalls").fetchone()[0] == 3
+    assert len(held) == 1 and "would mark 2 of 3" in held[0][1]
+    ops = [m for m in pipeline.smtp.messages() if m["To"] == "data-ops@dvsa.example"]
+    assert len(ops) == 1 and "HELD" in ops[0]["Subject"] and held[0][0] in ops[0].get_body(("plain",)).get_content()
+
+    pipeline.run_dag("recalls_release_held", DAY2, conf={"sha256": held[0][0]})
+    with pipeline.warehouse() as con:
+        assert con.execute(
+            "SELECT status, fixed_count FROM recall_files WHERE sha256 = ? AND manufacturer = 'ACME'", [held[0][0]]
+        ).fetchone() == ("ACCEPTED", 2)
+        assert con.execute("SELECT count(*) FROM outstanding_recalls").fetchone()[0] == 1
+    pipeline.run_dag("recalls_daily", DAY2)  # a rerun of the day keeps the released snapshot applied
+    with pipeline.warehouse() as con:
+        assert con.execute("SELECT count(*) FROM outstanding_recalls").fetchone()[0] == 1
