@@ -33,6 +33,8 @@ def _alive(pid: int) -> bool:
 
 def up() -> int:
     env = {**os.environ, **airflow_home.apply()}
+    # standalone starts its components as `airflow ...` from PATH: use this virtualenv's.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     python = sys.executable
     subprocess.run([python, "-m", "tools.services", "up", "--state-dir", str(STATE_DIR)], env=env, check=True)
     subprocess.run([python, "-m", "airflow", "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
