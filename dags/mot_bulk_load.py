@@ -95,6 +95,7 @@ def mot_bulk_load():
                 file_name=received["original_name"],
                 max_quarantine_share=runtime.number("mot_max_quarantine_share", 0.01),
             )
+        runtime.publish_ops_snapshot()
         print(f"bulk {received['original_name']}: {result}")
         prefix = f"mot:bulk:{received['sha256']}"
         if result.status == "REJECTED":

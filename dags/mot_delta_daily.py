@@ -123,6 +123,7 @@ def mot_delta_daily():
         if staged is None:
             with connect(runtime.warehouse_path()) as con:
                 record_missing(con, day, file_name=delta_file_name(day))
+            runtime.publish_ops_snapshot()
             raise AirflowSkipException(f"no MOT delta for {day} by the deadline (MISSING)")
         received = staged["received"]
         prefix = f"mot:delta:{day.isoformat()}:{received['sha256']}"
@@ -156,6 +157,7 @@ def mot_delta_daily():
                         ],
                     ),
                 )
+        runtime.publish_ops_snapshot()
         if result.status == "REJECTED":
             raise FileRejected(f"MOT delta {day} REJECTED: {result.message}", prefix)
         if result.status == "HELD":

@@ -155,6 +155,7 @@ def recalls_daily():
                     ops_email=runtime.ops_email(),
                     dag_run_id=context["run_id"],
                 )
+            runtime.publish_ops_snapshot()
             print(f"{code} {day}: {result.status} {result.files}")
             prefix = f"recall:{code}:"
             if result.status == "MISSING":

@@ -40,6 +40,7 @@ def recalls_release_held():
         sha256 = get_current_context()["params"]["sha256"]
         with connect(runtime.warehouse_path()) as con:
             result = release_held(con, sha256)
+        runtime.publish_ops_snapshot()
         print(f"released {sha256}: {result}")
         return result
 

@@ -4,15 +4,18 @@ The page itself (routes, HTML, charts, data) is ``include.ops.web``; this file a
 Airflow:
 
 * authentication: plugin apps are not protected by Airflow, so every route depends on
-  :func:`authenticate`, which resolves the user from ``Authorization: Bearer <JWT>`` or the UI's
+  ``authenticate``, which resolves the user from ``Authorization: Bearer <JWT>`` or the UI's
   ``_token`` cookie with Airflow's own ``get_user`` (the auth manager validates the token), then
-  requires permission to read ``recalls_daily``'s runs. Anonymous: 401; bad token: 403;
+  requires permission to read ``recalls_daily``'s runs. Anonymous: 401; invalid token: 403;
 * the configuration: the Variables ``warehouse_path``, ``archive_path``, ``data_docs_path`` and
   ``manufacturers`` (environment ``AIRFLOW_VAR_*`` or the metadata DB), read in request handlers;
 * links: the DAG run of each MOT day, and the release runs of held snapshots.
-"""
 
-from __future__ import annotations
+Every Airflow component imports plugin files (each task does, for macros), so this module imports
+nothing heavy: the FastAPI app is built in the API server only, in the background when it starts
+(a pass-through root middleware starts the warm-up) or else on the first request.
+(No ``from __future__ import annotations`` here: FastAPI reads the dependencies' annotations.)
+"""
 
 import json
 import logging
@@ -20,14 +23,10 @@ import threading
 import time
 from datetime import date, datetime, timedelta
 from datetime import time as clock
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 from zoneinfo import ZoneInfo
 
-from airflow.api_fastapi.core_api.security import GetUserDep
 from airflow.plugins_manager import AirflowPlugin
-from fastapi import HTTPException, Request, status
-
-from include.ops.web import AirflowHooks, Settings, create_app
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +37,7 @@ RELEASE_DAG = "recalls_release_held"
 SETTINGS_TTL_SECONDS = 10.0
 
 _settings_lock = threading.Lock()
-_settings_cache: tuple[float, Settings] | None = None
+_settings_cache: tuple[float, Any] | None = None
 
 
 def _variable(key: str) -> str | None:
@@ -48,8 +47,10 @@ def _variable(key: str) -> str | None:
     return str(value) if value not in (None, "") else None
 
 
-def settings() -> Settings:
-    """The Variables the page needs, re-read at most every few seconds."""
+def settings() -> Any:
+    """The Variables the page needs (an ``include.ops.web.Settings``), re-read every few seconds."""
+    from include.ops.web import Settings
+
     global _settings_cache
     with _settings_lock:
         if _settings_cache and time.monotonic() - _settings_cache[0] < SETTINGS_TTL_SECONDS:
@@ -70,19 +71,6 @@ def settings() -> Settings:
     with _settings_lock:
         _settings_cache = (time.monotonic(), found)
     return found
-
-
-async def authenticate(request: Request, user: GetUserDep) -> Any:
-    """The Airflow user of the request (JWT from the Bearer header or the UI cookie), if allowed."""
-    from airflow.api_fastapi.app import get_auth_manager
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
-
-    allowed = get_auth_manager().is_authorized_dag(
-        method="GET", access_entity=DagAccessEntity.RUN, details=DagDetails(id=GUARDED_DAG), user=user
-    )
-    if not allowed:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"Reading the runs of {GUARDED_DAG} is required")
-    return user
 
 
 def dag_runs(dag_id: str, first: date, last: date) -> dict[date, str]:
@@ -119,23 +107,91 @@ def release_state() -> dict[str, Any]:
         ).all()
     runs: dict[str, dict[str, str]] = {}
     for run_id, state, conf in rows:
-        sha256 = (conf or {}).get("sha256") if isinstance(conf, dict) else None
+        sha256 = conf.get("sha256") if isinstance(conf, dict) else None
         if sha256 and sha256 not in runs:
             runs[sha256] = {"run_id": run_id, "state": str(getattr(state, "value", state))}
     return {"paused": paused, "runs": runs}
 
 
-app = create_app(
-    settings=settings,
-    authenticate=authenticate,
-    url_prefix=URL_PREFIX,
-    airflow=AirflowHooks(dag_runs=dag_runs, release_state=release_state),
-)
+def build_app() -> Any:
+    """The page's FastAPI app, with Airflow's authentication."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+    from airflow.api_fastapi.core_api.security import bearer_scheme, get_user
+    from fastapi import Depends, HTTPException, Request, status
+    from fastapi.security import HTTPAuthorizationCredentials
+
+    from include.ops.web import AirflowHooks, create_app
+
+    async def authenticate(
+        request: Request, bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+    ) -> Any:
+        """The user of the request (JWT from the Bearer header, else the UI's cookie), if allowed."""
+        user = await get_user(request, None, bearer)  # Airflow's own resolution: 401 / 403 on failure
+        allowed = get_auth_manager().is_authorized_dag(
+            method="GET", access_entity=DagAccessEntity.RUN, details=DagDetails(id=GUARDED_DAG), user=user
+        )
+        if not allowed:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"Reading the runs of {GUARDED_DAG} is required")
+        return user
+
+    return create_app(
+        settings=settings,
+        authenticate=authenticate,
+        url_prefix=URL_PREFIX,
+        airflow=AirflowHooks(dag_runs=dag_runs, release_state=release_state),
+    )
+
+
+class LazyApp:
+    """An ASGI app that builds the real one on its first request (only the API server serves it)."""
+
+    def __init__(self) -> None:
+        self._app: Any = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Any:
+        if self._app is None:
+            with self._lock:
+                if self._app is None:
+                    self._app = build_app()
+        return self._app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        await self.get()(scope, receive, send)
+
+
+app = LazyApp()
+
+
+def _warm_up() -> None:
+    started = time.monotonic()
+    try:
+        app.get().state.warm_up()
+    except Exception:  # a cold first request is the only consequence
+        log.warning("could not warm up the operations page", exc_info=True)
+    else:
+        log.info("operations page ready in %.2fs", time.monotonic() - started)
+
+
+class WarmUp:
+    """A pass-through root middleware: Starlette instantiates it when the API server starts, which
+    builds the page's app and reads its data in the background, so the first visit is not slow."""
+
+    def __init__(self, asgi_app: Any) -> None:
+        self.app = asgi_app
+        threading.Thread(target=_warm_up, name="operations-page-warm-up", daemon=True).start()
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
 
 
 class OperationsPagePlugin(AirflowPlugin):
     name = "operations_page"
     fastapi_apps: ClassVar[list[dict[str, Any]]] = [{"app": app, "url_prefix": URL_PREFIX, "name": "Operations page"}]
+    fastapi_root_middlewares: ClassVar[list[dict[str, Any]]] = [
+        {"middleware": WarmUp, "name": "Operations page warm-up"}
+    ]
     external_views: ClassVar[list[dict[str, Any]]] = [
         {
             "name": "Operations",

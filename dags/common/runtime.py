@@ -82,4 +82,13 @@ def deliver_outbox(key_prefix: str = "") -> tuple[int, int]:
     from include.warehouse import connect
 
     with connect(warehouse_path()) as con:
-        return deliver_pending(con, smtp_settings(), key_prefix)
+        result = deliver_pending(con, smtp_settings(), key_prefix)
+    publish_ops_snapshot()
+    return result
+
+
+def publish_ops_snapshot() -> None:
+    """Refresh what the operations page reads, after a writer has committed and closed."""
+    from include.ops.publish import publish_after_commit
+
+    publish_after_commit(warehouse_path())

@@ -37,6 +37,7 @@ class Snapshot:
 
     def __init__(self, path: Path | None) -> None:
         self._con = duckdb.connect(":memory:")
+        self._cursor_lock = threading.Lock()
         self.tables: set[str] = set()
         self.published_at: datetime | None = None
         self.source_state = ""
@@ -63,7 +64,8 @@ class Snapshot:
         return all(t in self.tables for t in tables)
 
     def rows(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        cursor = self._con.cursor()
+        with self._cursor_lock:
+            cursor = self._con.cursor()
         try:
             result = cursor.execute(sql, params) if params else cursor.execute(sql)
             names = [d[0] for d in result.description]

@@ -4,8 +4,8 @@ DuckDB lets one process write the file and blocks every other process, readers i
 retry opening for two minutes (``include.warehouse.connection``), polling with a growing delay of
 up to two seconds; a reader that held the file all the time could starve them. So page reads:
 
-* go through one gate per warehouse (an ``flock`` in the temp folder), so the API server's
-  workers never hold the warehouse at the same time,
+* go through one gate per warehouse (an ``flock`` on ``.<warehouse>.ops-readers.lock`` next to
+  it), so the API server's workers never hold the warehouse at the same time,
 * leave the file free afterwards for at least as long as they held it (recorded in the gate file,
   so the next reader waits): readers hold the warehouse at most half of the time, and a writer's
   retry finds it free,
@@ -47,9 +47,14 @@ class WarehouseMissing(Exception):
     """The warehouse file does not exist yet (no DAG has written it)."""
 
 
-def _gate_path(warehouse_path: Path) -> Path:
-    digest = hashlib.sha256(str(warehouse_path.resolve()).encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"ops-page-readers-{digest}.lock"
+def _open_gate(warehouse_path: Path) -> int:
+    """The gate file next to the warehouse (or in the temp folder if that folder is read-only)."""
+    flags = os.O_RDWR | os.O_CREAT
+    try:
+        return os.open(warehouse_path.with_name(f".{warehouse_path.stem}.ops-readers.lock"), flags, 0o666)
+    except OSError:
+        digest = hashlib.sha256(str(warehouse_path.resolve()).encode()).hexdigest()[:16]
+        return os.open(Path(tempfile.gettempdir()) / f"ops-page-readers-{digest}.lock", flags, 0o666)
 
 
 def _is_lock_conflict(exc: duckdb.Error) -> bool:
@@ -64,7 +69,7 @@ def gentle_reader(warehouse_path: str | Path, *, wait_seconds: float = 1.0) -> I
     if not path.exists():
         raise WarehouseMissing(f"no warehouse at {path}")
     deadline = time.monotonic() + wait_seconds
-    fd = os.open(_gate_path(path), os.O_RDWR | os.O_CREAT, 0o666)
+    fd = _open_gate(path)
     try:
         while True:
             try:

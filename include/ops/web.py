@@ -16,9 +16,10 @@ from __future__ import annotations
 import csv
 import mimetypes
 import re
+import threading
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -48,6 +49,7 @@ LONDON = ZoneInfo("Europe/London")
 HERE = Path(__file__).parent
 STATIC_FILES = {"ops.css": "text/css; charset=utf-8", "ops.js": "text/javascript; charset=utf-8"}
 LOOKUP_WAIT_SECONDS = 1.5
+VIEW_CACHE_ENTRIES = 32
 RECALL_DAG, MOT_DAG, RELEASE_DAG = "recalls_daily", "mot_delta_daily", "recalls_release_held"
 PAGE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -133,21 +135,24 @@ def create_app(
     source = ov.OverviewSource()
     lookups = StateCache()
 
-    @asynccontextmanager
-    async def warm_up(_: FastAPI) -> AsyncIterator[None]:
-        # Compile the templates when the API server starts, not on the first visit.
-        for name in env.list_templates():
-            env.get_template(name)
-        yield
-
+    for name in env.list_templates():  # compile now rather than on the first visit
+        env.get_template(name)
     app = FastAPI(
         title="Operations page",
-        lifespan=warm_up,
         dependencies=[Depends(authenticate)],
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
     )
+
+    def warm_up() -> None:
+        """Read the configuration, the snapshot and the GX results once, so the first visit is quick."""
+        config = settings()
+        if config.warehouse_path:
+            source.get(config.warehouse_path)
+        gx_verdicts(config.docs_dir)
+
+    app.state.warm_up = warm_up
 
     def bases(request: Request) -> tuple[str, str]:
         """(this app's URL path, Airflow's URL path), both without trailing slash."""
@@ -212,29 +217,27 @@ def create_app(
         last = end or today() - timedelta(days=1)
         return last - timedelta(days=days - 1), last
 
-    @app.get("/", response_class=HTMLResponse)
-    def index(
-        request: Request,
-        end: date | None = None,
-        days: int = Query(30, ge=7, le=60),
-        chart_days: int = Query(30, ge=7, le=366),
-        m: str | None = Query(None, max_length=64),
-    ) -> HTMLResponse:
-        config = settings()
-        data, freshness = source.get(warehouse_of(config))
-        first, last = window(end, days)
+    views: OrderedDict[tuple, tuple[ov.Snapshot, dict[str, Any]]] = OrderedDict()
+    views_lock = threading.Lock()
+
+    def snapshot_view(
+        request: Request, data: ov.Snapshot, config: Settings, last: date, days: int, chart_days: int, m: str | None
+    ) -> dict[str, Any]:
+        """Everything on the page that depends only on the snapshot, built once per snapshot and view."""
+        base, airflow_base = bases(request)
+        key = (id(data), last, days, chart_days, m, base, airflow_base, today(), tuple(config.manufacturers.items()))
+        with views_lock:
+            cached = views.get(key)
+            if cached is not None and cached[0] is data:
+                views.move_to_end(key)
+                return cached[1]
+        first = last - timedelta(days=days - 1)
         columns, rows = ov.grid(data, config.manufacturers, last, days)
-        recall_runs = runs_by_day(RECALL_DAG, first, last)
-        base = bases(request)[0]
         grid_html = grid_table(
-            columns,
-            rows,
-            base=base,
-            run_href=lambda run_id, day: run_link(request, RECALL_DAG, run_id or recall_runs.get(day)),
+            columns, rows, base=base, run_href=lambda run_id, day: run_link(request, RECALL_DAG, run_id)
         )
         manufacturer = m if m in {r.code for r in rows} else None
-        chart_first = last - timedelta(days=chart_days - 1)
-        changes = ov.daily_changes(data, chart_first, last, manufacturer)
+        changes = ov.daily_changes(data, last - timedelta(days=chart_days - 1), last, manufacturer)
         changes_chart = bar_chart(
             [f"{d:%d %b}" for d, *_ in changes],
             [
@@ -263,6 +266,45 @@ def create_app(
             stacked=True,
             chart_id="chart-mot",
         )
+        yesterday = today() - timedelta(days=1)
+        view = {
+            "grid_html": grid_html,
+            "rows": rows,
+            "first": first,
+            "last": last,
+            "days": days,
+            "earlier": first - timedelta(days=1),
+            "later": min(last + timedelta(days=days), yesterday) if last < yesterday else None,
+            "chart_days": chart_days,
+            "manufacturer": manufacturer,
+            "changes_chart": changes_chart,
+            "outstanding_chart": outstanding_chart,
+            "total_outstanding": sum(r.outstanding or 0 for r in rows),
+            "held": ov.held(data),
+            "mot_chart": mot_chart,
+            "mot_rows": ov.mot_files(data, first, last),
+            "quarantine": ov.quarantine(data, limit=20),
+            "attention": ov.needs_attention(data, today()),
+            "codes_in_view": sorted({code for r in rows for cell in r.cells for code in cell.codes}),
+        }
+        with views_lock:
+            views[key] = (data, view)
+            while len(views) > VIEW_CACHE_ENTRIES:
+                views.popitem(last=False)
+        return view
+
+    @app.get("/", response_class=HTMLResponse)
+    def index(
+        request: Request,
+        end: date | None = None,
+        days: int = Query(30, ge=7, le=60),
+        chart_days: int = Query(30, ge=7, le=366),
+        m: str | None = Query(None, max_length=64),
+    ) -> HTMLResponse:
+        config = settings()
+        data, freshness = source.get(warehouse_of(config))
+        first, last = window(end, days)
+        view = snapshot_view(request, data, config, last, days, chart_days, m)
         mot_runs = runs_by_day(MOT_DAG, first, last)
         release: dict[str, Any] = {}
         if hooks.release_state is not None:
@@ -271,39 +313,20 @@ def create_app(
             except Exception:  # Airflow's DB is a nicety here
                 release = {}
         verdicts = gx_verdicts(config.docs_dir)
-        attention = ov.needs_attention(data, today())
+        attention = list(view["attention"])
         for suite in verdicts:
             if not suite.latest.success:
                 attention.append(ov.Attention("bad", f"Great Expectations {suite.suite}: latest run failed", "quality"))
-        codes_in_view = sorted({code for r in rows for cell in r.cells for code in cell.codes})
-        yesterday = today() - timedelta(days=1)
         return render(
             request,
             "index.html",
+            **{**view, "attention": attention},
             freshness=freshness,
             data=data,
-            grid_html=grid_html,
-            rows=rows,
-            first=first,
-            last=last,
-            days=days,
-            earlier=first - timedelta(days=1),
-            later=min(last + timedelta(days=days), yesterday) if last < yesterday else None,
-            chart_days=chart_days,
-            manufacturer=manufacturer,
-            changes_chart=changes_chart,
-            outstanding_chart=outstanding_chart,
-            total_outstanding=sum(r.outstanding or 0 for r in rows),
-            held=ov.held(data),
             release=release,
             release_dag=RELEASE_DAG,
-            mot_chart=mot_chart,
-            mot_rows=ov.mot_files(data, first, last),
             mot_runs={d: run_link(request, MOT_DAG, r) for d, r in mot_runs.items()},
-            quarantine=ov.quarantine(data, limit=20),
             verdicts=verdicts,
-            attention=attention,
-            codes_in_view=codes_in_view,
         )
 
     @app.get("/api/overview")
@@ -577,7 +600,10 @@ def _inside(path: str | None, root: str | None) -> Path | None:
     return resolved if resolved.is_file() else None
 
 
-def _report_preview(path: str | None, archive: str | None, limit: int = 20) -> dict[str, Any] | None:
+def _report_preview(
+    path: str | None, archive: str | None, limit: int = 20, count_up_to: int = 100_000
+) -> dict[str, Any] | None:
+    """The report's header and first rows, and its row count (counted up to ``count_up_to``)."""
     found = _inside(path, archive)
     if found is None:
         return None
@@ -590,4 +616,6 @@ def _report_preview(path: str | None, archive: str | None, limit: int = 20) -> d
             total += 1
             if len(rows) < limit:
                 rows.append(row)
-    return {"header": header, "rows": rows, "total": total}
+            if total >= count_up_to:
+                break
+    return {"header": header, "rows": rows, "total": total, "more": total >= count_up_to}

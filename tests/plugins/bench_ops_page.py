@@ -9,8 +9,11 @@ MOT deliveries with quarantined records, ``--vehicles`` versioned vehicles, and 
 Expectations results for both checkpoints. Then it measures, in this process:
 
 * ``publish``: :func:`include.ops.publish.publish_after_commit` (what the DAGs call after a commit);
-* ``page cold``: the first ``GET /`` of a new app (loads the snapshot, scans the GX results);
-* ``page warm``: later ``GET /`` (median and max of 20); ``overview json`` likewise;
+* ``page cold``: the first ``GET /`` of a new app (attaches the snapshot, scans the GX results);
+* ``page warm``: later ``GET /`` (median and max of 20);
+* ``page first after a publish``: the first ``GET /`` after each of 5 publishes (new snapshot);
+* ``page with a year's chart``: a manufacturer's added/fixed chart over 366 days, first request;
+* ``overview json``: the grid of the whole year as JSON;
 * ``vin lookup`` (warehouse, uncached / cached) and ``registration lookup``.
 
 The page is served by the same FastAPI app the plugin mounts, with authentication stubbed (Airflow's
@@ -76,18 +79,21 @@ def build_year(
                 scanner_name, added_count, fixed_count, changed_count, outstanding_count, hold_reason,
                 validation_seconds, apply_seconds, dag_run_id)
             SELECT code, day,
-                   CASE WHEN roll BETWEEN 920 AND 949 THEN NULL ELSE printf('%015d-%s-00000000', n, left(sha256(code || day), 16)) END,
+                   CASE WHEN roll BETWEEN 920 AND 949 THEN NULL
+                        ELSE printf('%015d-%s-00000000', n, left(sha256(code || day), 16)) END,
                    CASE WHEN roll BETWEEN 920 AND 949 THEN NULL ELSE sha256(code || day) END,
                    CASE WHEN roll BETWEEN 920 AND 949 THEN NULL ELSE lower(code) || '_recalls_' || day || '.csv' END,
                    CASE WHEN roll < 920 THEN 'ACCEPTED' WHEN roll < 950 THEN 'MISSING'
-                        WHEN roll < 990 THEN 'REJECTED' ELSE 'HELD' END,
+                        WHEN roll < 998 THEN 'REJECTED' ELSE 'HELD' END,
                    CASE WHEN roll BETWEEN 950 AND 969 THEN ['MISSING_REQUIRED_FIELDS', 'INCORRECT_DATE_FORMAT']
                         WHEN roll BETWEEN 970 AND 989 THEN ['INFECTED_FILE'] ELSE [] END,
                    [], 70000 + roll, 0, 3000000 + roll,
-                   CAST(day AS TIMESTAMP) + INTERVAL 9 HOUR, CAST(day AS TIMESTAMP) + INTERVAL 25 HOUR, 'CLEAN', 'clamd',
+                   CAST(day AS TIMESTAMP) + INTERVAL 9 HOUR, CAST(day AS TIMESTAMP) + INTERVAL 25 HOUR,
+                   'CLEAN', 'clamd',
                    CASE WHEN roll < 920 THEN roll % 40 END, CASE WHEN roll < 920 THEN roll % 37 END,
                    CASE WHEN roll < 920 THEN roll % 5 END, CASE WHEN roll < 920 THEN 70000 + roll END,
-                   CASE WHEN roll >= 990 THEN printf('the snapshot would mark %,d of %,d outstanding recalls fixed (%.1f%%); the limits are 50%% and 1,000', 60000, 70000, 85.7) END,
+                   CASE WHEN roll >= 998 THEN 'the snapshot would mark 60,000 of 70,000 outstanding recalls fixed'
+                        || ' (85.7%); the limits are 50% and 1,000' END,
                    1.5, 2.5, 'scheduled__' || strftime(CAST(day AS TIMESTAMP), '%Y-%m-%dT00:00:00+00:00')
             FROM cells
             """
@@ -97,7 +103,8 @@ def build_year(
             """
             INSERT INTO recall_files (manufacturer, business_date, upload_id, sha256, file_name, status, error_codes,
                 remote_mtime, received_at, dag_run_id)
-            SELECT code, day, printf('%015d-%s-11111111', n, left(sha256(code || day || 'b'), 16)), sha256(code || day || 'b'),
+            SELECT code, day, printf('%015d-%s-11111111', n, left(sha256(code || day || 'b'), 16)),
+                   sha256(code || day || 'b'),
                    lower(code) || '_again_' || day || '.csv', 'REJECTED', ['MULTIPLE_FILES'],
                    CAST(day AS TIMESTAMP) + INTERVAL 15 HOUR, CAST(day AS TIMESTAMP) + INTERVAL 25 HOUR,
                    'scheduled__' || strftime(CAST(day AS TIMESTAMP), '%Y-%m-%dT00:00:00+00:00')
@@ -111,7 +118,8 @@ def build_year(
                        || business_date || ':' || upload_id,
                    ['team@' || lower(manufacturer) || '.example'], 'Recall file ' || status || ': ' || file_name,
                    repeat('Problem report line. ', 40), CAST(business_date AS TIMESTAMP) + INTERVAL 26 HOUR,
-                   CASE WHEN hash(upload_id) % 20 = 0 THEN NULL ELSE CAST(business_date AS TIMESTAMP) + INTERVAL 26 HOUR END, 1
+                   CASE WHEN hash(upload_id) % 20 = 0 THEN NULL
+                        ELSE CAST(business_date AS TIMESTAMP) + INTERVAL 26 HOUR END, 1
             FROM recall_files WHERE status IN ('REJECTED', 'HELD')
             """
         )
@@ -119,7 +127,8 @@ def build_year(
             """
             INSERT INTO recall_history
             SELECT printf('M%02d', i % $makers), printf('VIN%014d', i // 2), 'CAMP-' || (i % 997),
-                   CASE WHEN i % 5 = 0 THEN NULL ELSE 'R/2026/' || (i % 500) END, DATE '2026-01-01' + CAST(i % 300 AS INTEGER),
+                   CASE WHEN i % 5 = 0 THEN NULL ELSE 'R/2026/' || (i % 500) END,
+                   DATE '2026-01-01' + CAST(i % 300 AS INTEGER),
                    CAST($first AS DATE) + CAST(i % $days AS INTEGER),
                    CASE WHEN i % 4 = 0 THEN CAST($first AS DATE) + CAST(i % $days AS INTEGER) + 3 END,
                    'NEW', CASE WHEN i % 4 = 0 THEN 'FIXED' END
@@ -129,7 +138,8 @@ def build_year(
         con.execute(
             """
             INSERT INTO recalls
-            SELECT manufacturer, vin, manufacturer_campaign_reference, dvsa_campaign_reference, recall_campaign_start_date,
+            SELECT manufacturer, vin, manufacturer_campaign_reference, dvsa_campaign_reference,
+                   recall_campaign_start_date,
                    CASE WHEN valid_to IS NULL THEN 'OUTSTANDING' ELSE 'FIXED' END, valid_from, valid_to,
                    coalesce(valid_to, valid_from)
             FROM recall_history
@@ -160,7 +170,8 @@ def build_year(
         con.execute(
             """
             INSERT INTO vehicles
-            SELECT printf('REG%07d', i // 3), 'FORD', 'FOCUS', CASE i % 3 WHEN 0 THEN 'Blue' WHEN 1 THEN 'Red' ELSE 'Silver' END,
+            SELECT printf('REG%07d', i // 3), 'FORD', 'FOCUS',
+                   CASE i % 3 WHEN 0 THEN 'Blue' WHEN 1 THEN 'Red' ELSE 'Silver' END,
                    NULL, 'Petrol', '1596', DATE '2015-03-01', DATE '2015-03-01', DATE '2015-02-01',
                    TIMESTAMP '2025-03-01 10:00:00', 'dvsa',
                    CAST($first AS DATE) + CAST((i % 3) * 100 AS INTEGER),
@@ -181,7 +192,14 @@ def build_year(
     docs = work / "data_docs"
     _gx_year(work, docs, first, days)
     return Year(
-        warehouse, work / "archive", docs, codes, first, last, f"VIN{(recalls // 2 - 7):014d}", f"REG{vehicles // 6:07d}"
+        warehouse,
+        work / "archive",
+        docs,
+        codes,
+        first,
+        last,
+        f"VIN{(recalls // 2 - 7):014d}",
+        f"REG{vehicles // 6:07d}",
     )
 
 
@@ -247,12 +265,18 @@ def measure(year: Year, *, warm_runs: int = 20) -> dict[str, float]:
             assert response.status_code == 200, response.text[:500]
             results["page bytes"] = len(response.content)
 
-        results["page cold s"] = _timed(page)
+        results["page cold (new process) s"] = _timed(page)
         warm = [_timed(page) for _ in range(warm_runs)]
         results["page warm median s"] = statistics.median(warm)
         results["page warm max s"] = max(warm)
-        year_chart = [_timed(lambda: client.get("/?chart_days=366&m=M07")) for _ in range(5)]
-        results["page with a year's chart median s"] = statistics.median(year_chart)
+        after_commit = []
+        for _ in range(5):
+            publish_after_commit(year.warehouse)  # a commit: the next visit reads the new snapshot
+            after_commit.append(_timed(page))
+        results["page first after a publish median s"] = statistics.median(after_commit)
+        results["page first after a publish max s"] = max(after_commit)
+        year_chart = [_timed(lambda m=m: client.get(f"/?chart_days=366&m=M{m:02d}")) for m in range(5)]
+        results["page with a year's chart (uncached) median s"] = statistics.median(year_chart)
         overview = [_timed(lambda: client.get("/api/overview?days=366")) for _ in range(5)]
         results["overview json (366 days) median s"] = statistics.median(overview)
         vin_cold = _timed(lambda: client.get(f"/vin/{year.sample_vin}"))
@@ -278,10 +302,18 @@ def main() -> int:
     from include.warehouse import read_only
 
     with read_only(year.warehouse) as con:
-        for table in ("recall_files", "outbox", "recalls", "recall_history", "mot_delta_files", "mot_quarantine", "vehicles"):
+        for table in (
+            "recall_files",
+            "outbox",
+            "recalls",
+            "recall_history",
+            "mot_delta_files",
+            "mot_quarantine",
+            "vehicles",
+        ):
             print(f"  {table:16} {con.execute(f'SELECT count(*) FROM {table}').fetchone()[0]:>12,} rows")
     for name, value in measure(year).items():
-        print(f"{name:38} {value:>10,.3f}" if "bytes" not in name else f"{name:38} {value:>10,.0f}")
+        print(f"{name:46} {value:>10,.3f}" if "bytes" not in name else f"{name:46} {value:>10,.0f}")
     return 0
 
 

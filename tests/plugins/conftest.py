@@ -11,7 +11,6 @@ window shows them.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -90,9 +89,7 @@ def ops_sample(
             pipeline.run_dag("recalls_daily", day)
         for day in mot_days:
             pipeline.run_dag("mot_delta_daily", day)
-        yield OpsSample(
-            Path(env["AIRFLOW_VAR_WAREHOUSE_PATH"]), base / "archive", base / "data_docs", days, env
-        )
+        yield OpsSample(Path(env["AIRFLOW_VAR_WAREHOUSE_PATH"]), base / "archive", base / "data_docs", days, env)
     finally:
         patch.undo()
 
@@ -145,7 +142,3 @@ def api(ops_sample: OpsSample, auth_env: dict[str, str]) -> Iterator[ApiClient]:
         purge_cached_app()
     finally:
         patch.undo()
-
-
-def subprocess_env(extra: dict[str, str]) -> dict[str, str]:
-    return {**os.environ, **extra}
