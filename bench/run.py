@@ -1,6 +1,6 @@
 """``make bench`` / ``make bench-quick``: generate inputs, run every case, write results and docs.
 
-    python -m bench.run            # full sizes (3.5M rows, 200k vehicles, 1 GiB); ~30-40 min
+    python -m bench.run            # full sizes (3.5M rows, 200k vehicles, ~1 GB of MOT JSON); ~30 min
     python -m bench.run --quick    # CI sizes (100k rows, 10k vehicles); ~2 min
     python -m bench.run --only recall_intake,dag_parse   # a subset (development)
 
