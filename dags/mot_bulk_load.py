@@ -8,12 +8,11 @@ parallel, across workers); only the final apply takes the warehouse write lock (
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from dags.common.callbacks import FileRejected, SnapshotHeld, notify_failure
+from dags.common.callbacks import FileRejected, SnapshotHeld
+from dags.common.defaults import task_defaults
 
 
 @dag(
@@ -22,12 +21,7 @@ from dags.common.callbacks import FileRejected, SnapshotHeld, notify_failure
     start_date=pendulum.datetime(2026, 11, 1, tz="Europe/London"),
     catchup=False,
     max_active_runs=1,
-    default_args={
-        "owner": "data-platform",
-        "retries": 2,
-        "retry_delay": timedelta(minutes=2),
-        "on_failure_callback": notify_failure,
-    },
+    default_args=task_defaults(retries=2),
     params={
         "file_name": Param(
             "",

@@ -14,7 +14,8 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, task
 
-from dags.common.callbacks import FileRejected, SnapshotHeld, notify_failure
+from dags.common.callbacks import FileRejected, SnapshotHeld
+from dags.common.defaults import task_defaults
 
 
 def _day():
@@ -29,13 +30,7 @@ def _day():
     start_date=pendulum.datetime(2026, 11, 1, tz="Europe/London"),
     catchup=False,
     max_active_runs=4,
-    default_args={
-        "owner": "data-platform",
-        "retries": 3,
-        "retry_delay": timedelta(minutes=2),
-        "retry_exponential_backoff": True,
-        "on_failure_callback": notify_failure,
-    },
+    default_args=task_defaults(),
     tags=["mot", "sftp", "intake"],
     doc_md=__doc__,
 )
@@ -49,9 +44,8 @@ def mot_delta_daily():
 
         from dags.common import runtime
         from include.landing.archive import Archive
-        from include.landing.sftp_inbox import list_inbox
+        from include.landing.sftp_inbox import deadline_for, list_inbox
         from include.mot.pickup import FEED, INBOX, SOURCE, wait_decision
-        from include.recalls.pickup import deadline_for
 
         day = _day()
         archived = Archive(runtime.archive_path()).received(FEED, SOURCE, day.isoformat())

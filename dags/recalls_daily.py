@@ -14,15 +14,8 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, task, task_group
 
-from dags.common.callbacks import FileRejected, SnapshotHeld, notify_failure
-
-default_args = {
-    "owner": "data-platform",
-    "retries": 3,
-    "retry_delay": timedelta(minutes=2),
-    "retry_exponential_backoff": True,
-    "on_failure_callback": notify_failure,
-}
+from dags.common.callbacks import FileRejected, SnapshotHeld
+from dags.common.defaults import task_defaults
 
 
 @dag(
@@ -31,7 +24,7 @@ default_args = {
     start_date=pendulum.datetime(2026, 11, 1, tz="Europe/London"),
     catchup=False,
     max_active_runs=4,
-    default_args=default_args,
+    default_args=task_defaults(),
     tags=["recalls", "sftp", "intake"],
     doc_md=__doc__,
 )

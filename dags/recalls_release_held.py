@@ -12,7 +12,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from dags.common.callbacks import notify_failure
+from dags.common.defaults import task_defaults
 
 
 @dag(
@@ -20,12 +20,7 @@ from dags.common.callbacks import notify_failure
     schedule=None,
     start_date=pendulum.datetime(2026, 11, 1, tz="Europe/London"),
     catchup=False,
-    default_args={
-        "owner": "data-platform",
-        "retries": 2,
-        "retry_delay": timedelta(minutes=1),
-        "on_failure_callback": notify_failure,
-    },
+    default_args=task_defaults(retries=2, retry_delay=timedelta(minutes=1)),
     params={"sha256": Param("", type="string", pattern="^[0-9a-f]{64}$", description="SHA-256 of the HELD file")},
     tags=["recalls", "operations"],
     doc_md=__doc__,

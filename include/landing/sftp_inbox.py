@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 import posixpath
 import stat
-import time
+import time as clock
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from include.landing.archive import Archive, ReceivedFile
@@ -63,7 +63,7 @@ def files_for_day(files: list[RemoteFile], day: date) -> list[RemoteFile]:
 
 def unsettled(files: list[RemoteFile], settle_seconds: float, now: float | None = None) -> list[RemoteFile]:
     """Files modified within the settle interval: an upload in progress keeps bumping mtime."""
-    now = time.time() if now is None else now
+    now = clock.time() if now is None else now
     return [f for f in files if now - f.mtime < settle_seconds]
 
 
@@ -142,3 +142,9 @@ def _makedirs(sftp, folder: str) -> None:
             except OSError:
                 if not _exists(sftp, current):
                     raise
+
+
+def deadline_for(day: date, minutes_after_day: float) -> float:
+    """Epoch seconds of the deadline: the end of day D in London plus a grace period."""
+    end_of_day = datetime.combine(day + timedelta(days=1), time(0), tzinfo=LONDON)
+    return (end_of_day + timedelta(minutes=minutes_after_day)).timestamp()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date
 
 from include.landing.archive import Archive, ReceivedFile
 from include.landing.sftp_inbox import (
-    LONDON,
     RemoteFile,
+    deadline_for,
     fetch,
     files_for_day,
     is_safe_name,
@@ -32,12 +32,6 @@ class WaitDecision:
     done: bool
     state: str  # READY, WAITING or MISSING
     reason: str
-
-
-def deadline_for(day: date, minutes_after_day: float) -> float:
-    """Epoch seconds of the deadline: the end of day D in London plus a grace period."""
-    end_of_day = datetime.combine(day + timedelta(days=1), time(0), tzinfo=LONDON)
-    return (end_of_day + timedelta(minutes=minutes_after_day)).timestamp()
 
 
 def wait_decision(

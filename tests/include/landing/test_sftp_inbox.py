@@ -13,6 +13,7 @@ from include.landing.sftp_inbox import (
     PROCESSED,
     FileStillChanging,
     RemoteFile,
+    deadline_for,
     fetch,
     files_for_day,
     is_safe_name,
@@ -20,7 +21,7 @@ from include.landing.sftp_inbox import (
     move_to_processed,
     unsettled,
 )
-from include.recalls.pickup import deadline_for, inbox_of, receive_day, wait_decision
+from include.recalls.pickup import inbox_of, receive_day, wait_decision
 
 DATA = b"VIN,ManufacturerRecallCampaignReference,DVSACampaignReference,RecallCampaignStartDate\nV,R,,2026-01-01\n"
 SUMMER = date(2026, 7, 1)  # BST: London is UTC+1
