@@ -26,7 +26,7 @@ AIRFLOW_TEST_HOME = Path(tempfile.mkdtemp(prefix="airflow-test-home-"))
 airflow_home.apply(AIRFLOW_TEST_HOME)
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
 
-pytest_plugins = ["tests.fixtures.services"]
+pytest_plugins = ["tests.fixtures.services", "tests.fixtures.reliability_report"]
 
 MANUFACTURERS = [
     {"code": "ACME", "name": "Acme Motors", "team_email": "recalls-team@acme.example"},
