@@ -701,6 +701,10 @@ How to read it:
 {chr(10).join(sequence_lines)}
 {chr(10).join(mot_lines)}
 
+## Before and after the fixes
+
+{_before_after_markdown(doc, _baseline(doc)) or "_No baseline to compare with (quick sizes, or this is it)._"}
+
 ## Cost growth
 
 {_growth_markdown(doc.get("growth", []))}
@@ -721,6 +725,51 @@ judged on the growth above the process's baseline RSS. A log-log slope of 1 is e
 {_scale_design(scale)}
 """
     return text.replace("\n\n\n", "\n\n")
+
+
+BASELINE = Path(__file__).resolve().parent / "results" / "baseline.json"
+
+
+def _baseline(doc: dict) -> dict | None:
+    """The stored run from before the profiled fixes, when this is a different full run."""
+    if doc["mode"] != "full" or not BASELINE.exists():
+        return None
+    base = json.loads(BASELINE.read_text())
+    return None if base.get("started") == doc.get("started") else base
+
+
+def _before_after_markdown(doc: dict, base: dict | None) -> str:
+    if not base:
+        return ""
+    now = {(r["case"], r["variant"], r["size"]): r for r in doc["summary"]}
+    lines = [
+        f"Baseline: `bench/results/baseline.json`, the full run of {base['started']} (commit "
+        f"`{base['git'].get('commit', '')[:12]}`, load {base['load_average']['start']}), before the fixes described in",
+        "[performance-fixes.md](performance-fixes.md). Its profiles are kept in `bench/results/profiles/baseline/`.",
+        "Both runs are the same cases on the same generated inputs; compare the ratios to the floor first, since",
+        "the machine load differed.",
+        "",
+        "| case | size | before s | after s | speed-up | before ×floor | after ×floor | peak RSS MiB before → after"
+        " | target | met before → after |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for old in base["summary"]:
+        if old.get("target") is None and not old["case"].startswith("mot_bulk"):
+            continue
+        new = now.get((old["case"], old["variant"], old["size"]))
+        if new is None or "error" in new or "error" in old:
+            continue
+        speed = old["ours_s"] / new["ours_s"] if new.get("ours_s") else None
+        target = old.get("target", "")
+        if new.get("target_detail") or old.get("target_detail"):
+            target += f" ({old.get('target_detail', '')} → {new.get('target_detail', '')})"
+        met = f"{_met(old) or '—'} → {_met(new) or '—'}" if "target" in old else ""
+        lines.append(
+            f"| {old['label']} | {old['size_label']} | {_f(old['ours_s'])} | {_f(new['ours_s'])} | {_ratio(speed)} | "
+            f"{_ratio(old.get('ratio_floor'))} | {_ratio(new.get('ratio_floor'))} | "
+            f"{_f(old['peak_rss_mb'], 0)} → {_f(new['peak_rss_mb'], 0)} | {target} | {met} |"
+        )
+    return "\n".join(lines)
 
 
 def _scale_design(scale: dict | None) -> str:
