@@ -104,6 +104,7 @@ def recalls_daily():
             archive = Archive(runtime.archive_path())
             host, port = runtime.clamd_address()
             max_bytes = int(runtime.number("recall_max_file_bytes", 1 << 30))
+            max_line_bytes = int(runtime.number("recall_max_line_bytes", 64 << 10))
             outcomes = []
             for index, item in enumerate(received):
                 outcome = check_file(
@@ -113,6 +114,7 @@ def recalls_daily():
                     clamd_host=host,
                     clamd_port=port,
                     max_bytes=max_bytes,
+                    max_line_bytes=max_line_bytes,
                 )
                 print(f"{item['original_name']}: {outcome.status} {outcome.codes} scanned by {outcome.scanner_name}")
                 outcomes.append(outcome_to_json(outcome))

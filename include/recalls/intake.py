@@ -72,6 +72,7 @@ def check_file(
     clamd_host: str,
     clamd_port: int,
     max_bytes: int | None = None,
+    max_line_bytes: int | None = None,
 ) -> FileOutcome:
     """Scan, then (for the day's first file) validate and stage the accepted snapshot."""
     started = time.monotonic()
@@ -91,6 +92,8 @@ def check_file(
         outcome.problems = _as_dicts([Finding(Code.MULTIPLE_FILES, "an earlier file was uploaded the same day")])
         return outcome
     options = {} if max_bytes is None else {"max_bytes": max_bytes}
+    if max_line_bytes is not None:
+        options["max_line_bytes"] = max_line_bytes
     verdict = validate_recall_file(archive.read_bytes(received.sha256), received.original_name, **options)
     outcome.problems = _as_dicts(verdict.problems)
     outcome.warnings = _as_dicts(verdict.warnings)

@@ -474,3 +474,48 @@ def test_valid_rows_round_trip_exactly_into_the_snapshot(data, quoting, newline,
         }
         for vin, ref, dvsa, start in data
     ]
+
+
+# -- hostile sizes -----------------------------------------------------------------------------
+@pytest.mark.reliability(
+    "Hostile input",
+    "a recall file with one enormous line (megabytes without a newline)",
+    "the line is rejected as MALFORMED_ROW with its line number, never parsed as a field; other rows are still checked",
+)
+@pytest.mark.parametrize("quoted", [False, True])
+def test_over_long_line_is_a_malformed_row_with_its_line_number(quoted):
+    huge = b"JN3MS37A9PW212346," + b"A" * (2 << 20) + b",,2026-01-05\n"
+    quoted_row = b'"JN3MS37A9PW212347",ABC,,2026-01-05\n' if quoted else b""
+    data = HEADER + GOOD_ROW + huge + quoted_row + b",ABC,,2026-01-05\n"
+    verdict = validate_recall_file(data, "recalls.csv", max_line_bytes=64 << 10)
+    malformed = problem(verdict, Code.MALFORMED_ROW)
+    assert (malformed.rows, malformed.example_lines) == (1, (3,))
+    report = verdict.report.loc[verdict.report["code"] == Code.MALFORMED_ROW]
+    assert report["value"].tolist() == [f"longer than {64 << 10} bytes"]
+    missing = problem(verdict, Code.MISSING_REQUIRED_FIELDS)
+    assert missing.example_lines == ((5,) if quoted else (4,))
+    assert verdict.row_count == (4 if quoted else 3)
+    assert verdict.snapshot is None
+
+
+def test_line_at_the_limit_is_read():
+    line = b"JN3MS37A9PW212345,ABC,,2026-01-05"
+    verdict = validate_recall_file(HEADER + line + b"\r\n", "recalls.csv", max_line_bytes=len(line))
+    assert verdict.accepted, verdict.problems
+    verdict = validate_recall_file(HEADER + line + b"\n", "recalls.csv", max_line_bytes=len(line) - 1)
+    assert problem(verdict, Code.MALFORMED_ROW).example_lines == (2,)
+
+
+@pytest.mark.reliability(
+    "Hostile input",
+    "a recall file larger than the service accepts (e.g. a multi-GB upload)",
+    "rejected as FILE_TOO_LARGE with its size and the limit in the reason, before any parsing",
+)
+def test_file_over_the_size_limit_is_rejected_with_a_clear_reason():
+    data = HEADER + GOOD_ROW * 10
+    verdict = validate_recall_file(data, "recalls.csv", max_bytes=len(data) - 1)
+    finding = only_code(verdict, Code.FILE_TOO_LARGE)
+    assert finding.detail == f"{len(data)} bytes, the limit is {len(data) - 1}"
+    assert finding.reason == "File too large"
+    assert verdict.row_count == 0
+    assert validate_recall_file(data, "recalls.csv", max_bytes=len(data)).accepted
