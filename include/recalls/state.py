@@ -57,10 +57,6 @@ class DayChange:
     outstanding: int
 
 
-def _load_snapshot(con: duckdb.DuckDBPyConnection, snapshot_path: str) -> None:
-    con.execute("CREATE OR REPLACE TEMP TABLE snapshot AS SELECT * FROM read_parquet($path)", {"path": snapshot_path})
-
-
 def check_mass_fix(
     con: duckdb.DuckDBPyConnection,
     manufacturer: str,
@@ -69,8 +65,9 @@ def check_mass_fix(
     guard: MassFixGuard,
 ) -> GuardCheck:
     """Compare the snapshot with the state just before its day (right for late days too)."""
-    _load_snapshot(con, snapshot_path)
-    outstanding, would_fix = run_sql(con, _SQL, "fixes_if_applied.sql", manufacturer=manufacturer, day=business_date)[0]
+    outstanding, would_fix = run_sql(
+        con, _SQL, "fixes_if_applied.sql", manufacturer=manufacturer, day=business_date, path=snapshot_path
+    )[0]
     return GuardCheck(int(outstanding), int(would_fix), guard)
 
 
@@ -109,11 +106,9 @@ def replay_from(con: duckdb.DuckDBPyConnection, manufacturer: str, from_date: da
         [manufacturer, from_date],
     ).fetchall()
     for day, path in later:
-        _load_snapshot(con, path)
-        run_sql(con, _SQL, "apply_day.sql", manufacturer=manufacturer, day=day)
+        run_sql(con, _SQL, "apply_day.sql", manufacturer=manufacturer, day=day, path=path)
     run_sql(con, _SQL, "refresh_recalls.sql", manufacturer=manufacturer, from_date=from_date)
     run_sql(con, _SQL, "refresh_file_counts.sql", manufacturer=manufacturer, from_date=from_date)
-    con.execute("DROP TABLE IF EXISTS snapshot")
     con.execute("DROP TABLE IF EXISTS recall_diff")
 
 

@@ -1,4 +1,6 @@
--- Apply one snapshot (temp table `snapshot`) for $manufacturer on $day against the open intervals.
+-- Apply one snapshot (the Parquet file at $path) for $manufacturer on $day against the open intervals.
+-- The snapshot is read straight into the join, never copied into a table first: only the ~1% of
+-- rows that differ are materialised (recall_diff).
 CREATE OR REPLACE TEMP TABLE recall_diff AS
 SELECT coalesce(o.vin, s.vin) AS vin,
        coalesce(o.manufacturer_campaign_reference, s.manufacturer_campaign_reference) AS ref,
@@ -11,7 +13,7 @@ FROM (
     FROM recall_history
     WHERE manufacturer = $manufacturer AND valid_to IS NULL
 ) o
-FULL JOIN snapshot s
+FULL JOIN read_parquet($path) s
   ON o.vin = s.vin AND o.manufacturer_campaign_reference = s.manufacturer_campaign_reference
 WHERE o.vin IS NULL OR s.vin IS NULL
    OR o.dvsa_campaign_reference IS DISTINCT FROM s.dvsa_campaign_reference
@@ -31,8 +33,11 @@ SELECT $manufacturer, d.vin, d.ref, d.dvsa, d.start_date, $day, NULL,
        NULL
 FROM recall_diff d
 LEFT JOIN (
-    SELECT DISTINCT vin, manufacturer_campaign_reference
-    FROM recall_history
-    WHERE manufacturer = $manufacturer AND valid_from < $day
+    -- Keys seen before $day, looked up only for the new keys (not a DISTINCT over the whole history).
+    SELECT DISTINCT h.vin, h.manufacturer_campaign_reference
+    FROM recall_history h
+    SEMI JOIN recall_diff n
+      ON n.vin = h.vin AND n.ref = h.manufacturer_campaign_reference AND n.is_present AND NOT n.was_open
+    WHERE h.manufacturer = $manufacturer AND h.valid_from < $day
 ) p ON NOT d.was_open AND p.vin = d.vin AND p.manufacturer_campaign_reference = d.ref
 WHERE d.is_present;

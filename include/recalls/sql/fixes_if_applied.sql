@@ -2,6 +2,6 @@
 SELECT count(*) AS outstanding,
        count(*) FILTER (WHERE s.vin IS NULL) AS would_fix
 FROM outstanding_recalls_as_of($day - INTERVAL 1 DAY) o
-LEFT JOIN snapshot s
+LEFT JOIN read_parquet($path) s
   ON o.vin = s.vin AND o.manufacturer_campaign_reference = s.manufacturer_campaign_reference
 WHERE o.manufacturer = $manufacturer;
