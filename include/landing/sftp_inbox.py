@@ -10,6 +10,7 @@ import logging
 import posixpath
 import stat
 import time as clock
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -36,6 +37,12 @@ class RemoteFile:
         return datetime.fromtimestamp(self.mtime, tz=LONDON).date()
 
 
+# Control, format (bidi overrides, zero-width), surrogate and private-use characters, and the
+# Unicode line/paragraph separators: a name with these can disguise its extension or break a
+# line in a log, an email or the operations page.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
+
+
 def is_safe_name(name: str) -> bool:
     """A plain file name: nothing that could point outside the inbox or confuse a reader."""
     return (
@@ -43,7 +50,7 @@ def is_safe_name(name: str) -> bool:
         and name not in {".", ".."}
         and "/" not in name
         and "\\" not in name
-        and not any(ord(ch) < 32 or ord(ch) == 127 for ch in name)
+        and not any(unicodedata.category(ch) in _UNSAFE_CATEGORIES for ch in name)
     )
 
 
