@@ -19,7 +19,7 @@ import duckdb
 
 from include.landing.archive import Archive, ReceivedFile
 from include.mail.outbox import enqueue
-from include.recalls.notify import Manufacturer, ops_message, rejection_message
+from include.recalls.notify import Manufacturer, ops_message, rejection_message, report_csv
 from include.recalls.spec import Code
 from include.recalls.state import MassFixGuard, apply_snapshot, check_mass_fix
 from include.recalls.validation import Finding, validate_recall_file
@@ -100,7 +100,8 @@ def check_file(
             "reports", FEED, received.source, received.business_date, f"{received.sha256}.csv"
         )
         report_path.parent.mkdir(parents=True, exist_ok=True)
-        verdict.report.to_csv(report_path, index=False)
+        # The stored copy is what the email attaches and the operations page serves: formula-safe.
+        report_path.write_bytes(report_csv(verdict.report, max_rows=None))
         outcome.report_path = str(report_path)
     if verdict.accepted:
         import pyarrow.parquet as pq
