@@ -185,3 +185,25 @@ def test_a_repeated_json_key_rejects_the_file_with_its_line(tmp_path):
     with pytest.raises(DeltaRejected, match="duplicate key 'make'") as err:
         stage_delta(path, BASE_DAY, tmp_path / "staging")
     assert err.value.line == 3 and err.value.part.endswith(".json.gz")
+
+
+@pytest.mark.reliability(
+    "Hostile input",
+    "zip slip: MOT zip members named ../../x.json.gz or /abs/x.json.gz",
+    "parts are read as streams and staged under generated names: nothing is written outside the staging folder",
+)
+def test_zip_member_names_never_become_paths(tmp_path):
+    lines = [json.dumps(samples.vehicle_record(f"ZS{i}"), separators=(",", ":")) for i in range(2)]
+    outside = tmp_path / "outside"
+    members = ["../../outside/escape-part001.json.gz", f"{outside}/abs-part002.json.gz"]
+    path = tmp_path / "landing" / delta_file_name(BASE_DAY)
+    path.parent.mkdir()
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, line in zip(members, lines, strict=True):
+            zf.writestr(name, gzip.compress((line + "\n").encode()))
+    staging = tmp_path / "deep" / "er" / "staging"
+    staged = stage_delta(path, BASE_DAY, staging)
+    assert staged.records == 2
+    written = {p for p in tmp_path.rglob("*") if p.is_file()}
+    assert all(p == path or staging in p.parents for p in written), sorted(map(str, written))
+    assert not outside.exists()
