@@ -201,8 +201,8 @@ def test_sql_in_a_recall_file_is_stored_as_data(pipeline, monkeypatch, tmp_path,
     "Isolation and secrets",
     "secrets in the pipeline's configuration: the SFTP private key inline in the connection, an SMTP password"
     " (server requiring AUTH)",
-    "neither appears in captured stdout/stderr or logging, Airflow's log files, the emails, the archive (objects,"
-    " manifests, reports), the warehouse or the operations page",
+    "neither appears in captured stdout/stderr and logging (where dag.test writes the task logs), files under"
+    " AIRFLOW_HOME/logs, the emails, the archive (objects, manifests, reports), the warehouse or the operations page",
 )
 def test_secrets_never_appear_in_logs_emails_archive_warehouse_or_pages(pipeline, monkeypatch, tmp_path, capfd, caplog):
     run = scenario(pipeline, monkeypatch, tmp_path, capfd, caplog)
