@@ -1,0 +1,87 @@
+"""The process the fault tests kill: runs one pipeline step, pausing at a named point.
+
+Run as ``python -m tests.reliability.child <job.json>``. At the pause point the child writes
+``<marker>`` and sleeps until the test SIGKILLs it, so the kill lands exactly there (no timing
+guesses). The hooks wrap the DuckDB connection and a few functions in this process only; the
+code under test is the unmodified ``include`` package.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+
+def pause(marker: str) -> None:
+    """Tell the test we are at the kill point, then wait for SIGKILL."""
+    Path(marker).write_text("reached")
+    while True:
+        time.sleep(60)
+
+
+class PausingConnection:
+    """A DuckDB connection that pauses at one point of a transaction.
+
+    ``point`` is ``mid:<text>`` (after the first statement inside the transaction containing
+    ``text``), ``before_commit`` (COMMIT about to run) or ``after_commit`` (COMMIT returned).
+    """
+
+    def __init__(self, con: Any, point: str, marker: str) -> None:
+        self._con, self._point, self._marker = con, point, marker
+        self._in_transaction = False
+
+    def execute(self, query: str, *args: Any, **kwargs: Any) -> Any:
+        statement = query.strip().upper()
+        if statement.startswith("BEGIN"):
+            self._in_transaction = True
+        if statement == "COMMIT" and self._point == "before_commit":
+            pause(self._marker)
+        result = self._con.execute(query, *args, **kwargs)
+        if statement == "COMMIT" and self._point == "after_commit":
+            pause(self._marker)
+        if self._in_transaction and self._point.startswith("mid:") and self._point[4:] in query:
+            pause(self._marker)
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._con, name)
+
+
+def recall_apply(job: dict[str, Any], con: Any) -> None:
+    from include.recalls.intake import outcome_from_json, record_day
+    from include.recalls.notify import Manufacturer
+    from include.recalls.state import MassFixGuard
+
+    record_day(
+        con,
+        Manufacturer(**job["manufacturer"]),
+        date.fromisoformat(job["day"]),
+        [outcome_from_json(o) for o in job["outcomes"]],
+        guard=MassFixGuard(),
+        ops_email=job["ops_email"],
+    )
+
+
+def mot_apply(job: dict[str, Any], con: Any) -> None:
+    from include.mot import apply_delta
+    from include.mot.stage import StagedDelta
+
+    apply_delta(con, StagedDelta.from_dict(job["staged"]), sha256=job["sha256"], file_name=job["file_name"])
+
+
+def main(job_file: str) -> None:
+    job = json.loads(Path(job_file).read_text())
+    from include.warehouse import connect
+
+    with connect(job["warehouse"]) as real:
+        con = PausingConnection(real, job["point"], job["marker"]) if job.get("point") else real
+        {"recall_apply": recall_apply, "mot_apply": mot_apply}[job["kind"]](job, con)
+    Path(job["marker"] + ".done").write_text("done")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
