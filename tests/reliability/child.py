@@ -1,6 +1,6 @@
 """The process the fault tests kill: runs one pipeline step, pausing at a named point.
 
-Run as ``python -m tests.reliability.child <job.json>``. At the pause point the child writes
+Started by ``tests.reliability.faults.start_child`` (forkserver). At the pause point the child writes
 ``<marker>`` and sleeps until the test SIGKILLs it, so the kill lands exactly there (no timing
 guesses). The hooks wrap the DuckDB connection and a few functions in this process only; the
 code under test is the unmodified ``include`` package.
@@ -82,6 +82,10 @@ def main(job_file: str) -> None:
         {"recall_apply": recall_apply, "mot_apply": mot_apply}[job["kind"]](job, con)
     Path(job["marker"] + ".done").write_text("done")
 
+
+# Imported once by the forkserver (tests/reliability/faults.py), so forked children start warm.
+import include.mot  # noqa: E402, F401
+import include.recalls.intake  # noqa: E402, F401
 
 if __name__ == "__main__":
     main(sys.argv[1])

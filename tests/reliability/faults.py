@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
+import multiprocessing
 import time
 from pathlib import Path
 from typing import Any
@@ -42,33 +41,41 @@ def warehouse_state(path: Path) -> dict[str, list[tuple]]:
     return state
 
 
-def child_env() -> dict[str, str]:
-    env = os.environ.copy()
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT), env.get("PYTHONPATH")]))
-    return env
+_context = None
 
 
-def start_child(job: dict[str, Any], workdir: Path, name: str) -> tuple[subprocess.Popen, Path]:
-    """Start ``tests.reliability.child`` on a job; returns the process and its marker path."""
+def _children():
+    """A forkserver that imported the pipeline once: each child then starts in milliseconds.
+
+    Forked from a clean server process (never from pytest, whose DuckDB threads must not be
+    forked), so every child is a real, separate process that can be SIGKILLed.
+    """
+    global _context
+    if _context is None:
+        _context = multiprocessing.get_context("forkserver")
+        _context.set_forkserver_preload(["tests.reliability.child"])
+    return _context
+
+
+def start_child(job: dict[str, Any], workdir: Path, name: str):
+    """Start ``tests.reliability.child.main`` on a job; returns the process and its marker path."""
+    from tests.reliability import child
+
     marker = workdir / f"{name}.marker"
     job = {**job, "marker": str(marker)}
     job_file = workdir / f"{name}.json"
     job_file.write_text(json.dumps(job, default=str))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.reliability.child", str(job_file)],
-        cwd=PROJECT,
-        env=child_env(),
-        stderr=subprocess.PIPE,
-    )
+    proc = _children().Process(target=child.main, args=(str(job_file),), name=f"fault-{name}")
+    proc.start()
     return proc, marker
 
 
-def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
+def wait_for(path: Path, proc, timeout: float = 60) -> None:
     """Wait until the child wrote ``path`` (it reached its pause point); fail if it died first."""
     deadline = time.monotonic() + timeout
     while not path.exists():
-        if proc.poll() is not None:
-            raise AssertionError(f"child exited ({proc.returncode}) before {path.name}: {proc.stderr.read().decode()}")
+        if not proc.is_alive():
+            raise AssertionError(f"child exited ({proc.exitcode}) before reaching {path.name}")
         if time.monotonic() > deadline:
             proc.kill()
             raise AssertionError(f"child never reached {path.name}")
@@ -82,7 +89,6 @@ def run_and_kill(job: dict[str, Any], workdir: Path, name: str) -> None:
         wait_for(marker, proc)
         os.kill(proc.pid, signal.SIGKILL)
     finally:
-        proc.wait(timeout=30)
-        proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL
+        proc.join(timeout=30)
+    assert proc.exitcode == -signal.SIGKILL
     assert not Path(f"{marker}.done").exists()
