@@ -84,7 +84,7 @@ def main(job_file: str) -> None:
 
 
 # Imported once by the forkserver (tests/reliability/faults.py), so forked children start warm.
-import include.mot  # noqa: E402, F401
+import include.mot  # noqa: E402
 import include.recalls.intake  # noqa: E402, F401
 
 if __name__ == "__main__":

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import signal
-import multiprocessing
 import time
 from pathlib import Path
 from typing import Any
