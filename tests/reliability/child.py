@@ -73,10 +73,31 @@ def mot_apply(job: dict[str, Any], con: Any) -> None:
     apply_delta(con, StagedDelta.from_dict(job["staged"]), sha256=job["sha256"], file_name=job["file_name"])
 
 
+def recall_receive(job: dict[str, Any]) -> None:
+    """``receive_day`` over real SFTP, paused after the archive copy, before the remote move."""
+    import paramiko
+
+    from include.landing.archive import Archive
+    from include.recalls import pickup
+
+    pickup.move_to_processed = lambda sftp, inbox, received: pause(job["marker"])
+    ssh = paramiko.SSHClient()
+    ssh.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    ssh.connect(
+        job["host"], job["port"], username=job["user"], key_filename=job["key"], look_for_keys=False, allow_agent=False
+    )
+    with ssh, ssh.open_sftp() as sftp:
+        pickup.receive_day(sftp, Archive(job["archive"]), job["code"], date.fromisoformat(job["day"]))
+
+
 def main(job_file: str) -> None:
     job = json.loads(Path(job_file).read_text())
     from include.warehouse import connect
 
+    if job["kind"] == "recall_receive":
+        recall_receive(job)
+        Path(job["marker"] + ".done").write_text("done")
+        return
     with connect(job["warehouse"]) as real:
         con = PausingConnection(real, job["point"], job["marker"]) if job.get("point") else real
         {"recall_apply": recall_apply, "mot_apply": mot_apply}[job["kind"]](job, con)

@@ -11,7 +11,8 @@ import pytest
 
 from include.landing.archive import Archive
 from include.landing.sftp_inbox import LONDON, PROCESSED, list_inbox
-from include.recalls.pickup import inbox_of, receive_day
+from include.recalls.pickup import inbox_of, receive_day, wait_decision
+from tests.reliability.faults import run_and_kill
 
 DAY = date(2026, 11, 2)
 INBOX = inbox_of("ACME")
@@ -64,3 +65,95 @@ def test_connection_dropped_mid_download(sftp, tmp_path):
     )
     moved = sftp.local_path(f"{INBOX}/{PROCESSED}/{DAY}/{sha256[:12]}-acme.csv")
     assert moved.read_bytes() == data
+
+
+@pytest.mark.reliability(
+    "Faults",
+    "A recall file is still being uploaded (it grows, its mtime keeps moving) when the day's run looks at it",
+    "It is not taken while it changes, even after the day is over; once its mtime has been still for the "
+    "settle interval it is taken whole (the final size and SHA-256)",
+)
+def test_growing_file_is_taken_only_once_settled(sftp, tmp_path):
+    settle = 120.0
+    whole = b"VIN,ManufacturerRecallCampaignReference,DVSACampaignReference,RecallCampaignStartDate\n" + b"".join(
+        f"VIN{i:014d},REF{i},,2026-01-01\n".encode() for i in range(2000)
+    )
+    path = f"{INBOX}/acme.csv"
+    next_day = DAY.toordinal() + 1
+
+    def decide(now: float):
+        with sftp.client() as client:
+            listed = list_inbox(client, INBOX)
+        decision = wait_decision(
+            DAY, listed, archived_count=0, now=now, settle_seconds=settle, deadline_minutes_after_day=120
+        )
+        return listed, decision
+
+    def at(hour: int, minute: int, second: int = 0) -> float:
+        return london(date.fromordinal(next_day), hour, minute) + second
+
+    # The upload has written a third of the file just before midnight.
+    sftp.upload_as("acme", "/acme.csv", whole[: len(whole) // 3], mtime=london(DAY, 23, 58) + 30)
+    listed, decision = decide(now=at(0, 0))
+    assert (decision.done, decision.state) == (False, "WAITING") and "settle" in decision.reason
+    first_size = listed[0].size
+
+    # More bytes arrive: the size grows and the mtime moves on. The first listing's mtime would
+    # have settled by now, the growing file has not.
+    sftp.upload_as("acme", "/acme.csv", whole, mtime=london(DAY, 23, 59) + 30)
+    listed, decision = decide(now=at(0, 0, 40))
+    assert listed[0].size > first_size
+    assert (decision.done, decision.state) == (False, "WAITING")
+    assert sftp.local_path(path).exists()
+
+    # Still for the settle interval: taken, whole.
+    listed, decision = decide(now=london(DAY, 23, 59) + 30 + settle)
+    assert (decision.done, decision.state) == (True, "READY")
+    archive = Archive(tmp_path / "archive")
+    with sftp.client() as client:
+        [received] = receive_day(client, archive, "ACME", DAY)
+    assert (received.size, received.sha256) == (len(whole), hashlib.sha256(whole).hexdigest())
+    assert archive.read_bytes(received.sha256) == whole
+
+
+@pytest.mark.reliability(
+    "Faults",
+    "The process receiving a recall file is killed with SIGKILL after the archive copy is durable, before "
+    "the remote file is moved to processed/",
+    "The remote file is still in the inbox and the archive holds the verified copy and manifest; the rerun "
+    "moves it once and the archive is identical to a fault-free receive (one object, one manifest)",
+)
+def test_receive_killed_between_archive_and_remote_move(sftp, tmp_path):
+    data = b"VIN,ManufacturerRecallCampaignReference,DVSACampaignReference,RecallCampaignStartDate\n" + b"X" * 5000
+    mtime = london(DAY, 10)
+
+    reference = Archive(tmp_path / "reference")
+    sftp.upload("ACME", "acme.csv", data, mtime=mtime)
+    with sftp.client() as client:
+        [expected] = receive_day(client, reference, "ACME", DAY)
+    sftp.clear()
+
+    path = sftp.upload("ACME", "acme.csv", data, mtime=mtime)
+    archive = Archive(tmp_path / "archive")
+    job = {
+        "kind": "recall_receive",
+        "host": sftp.host,
+        "port": sftp.port,
+        "user": sftp.pipeline_user,
+        "key": str(sftp.pipeline_key),
+        "archive": str(archive.root),
+        "code": "ACME",
+        "day": DAY.isoformat(),
+    }
+    run_and_kill(job, tmp_path, "receive")
+    assert sftp.local_path(path).read_bytes() == data  # not moved: the run died first
+    assert archive_contents(archive) == archive_contents(reference)
+    assert Archive.sha256_of(archive.object_path(expected.sha256)) == expected.sha256
+
+    with sftp.client() as client:  # the retry
+        [received] = receive_day(client, archive, "ACME", DAY)
+        assert [f.name for f in list_inbox(client, INBOX)] == []
+        assert client.listdir(f"{INBOX}/{PROCESSED}/{DAY}") == [f"{expected.sha256[:12]}-acme.csv"]
+    assert archive_contents(archive) == archive_contents(reference)
+    ignore = {"received_at": None}
+    assert {**received.__dict__, **ignore} == {**expected.__dict__, **ignore}
