@@ -98,6 +98,14 @@ def main(job_file: str) -> None:
         recall_receive(job)
         Path(job["marker"] + ".done").write_text("done")
         return
+    if job["kind"] == "hold_warehouse":
+        # Another writer (an operator's shell, say): holds the file open read-write until told.
+        with connect(job["warehouse"]):
+            Path(job["marker"]).write_text("holding")
+            while not Path(job["release"]).exists():
+                time.sleep(0.01)
+        Path(job["marker"] + ".done").write_text("done")
+        return
     with connect(job["warehouse"]) as real:
         con = PausingConnection(real, job["point"], job["marker"]) if job.get("point") else real
         {"recall_apply": recall_apply, "mot_apply": mot_apply}[job["kind"]](job, con)

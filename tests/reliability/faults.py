@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import io
 import json
 import multiprocessing
 import os
 import signal
-import time
+import time as clock
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
+from include.landing.archive import Archive, ReceivedFile
+from include.recalls.notify import Manufacturer
+
 PROJECT = Path(__file__).resolve().parents[2]
+ACME = Manufacturer("ACME", "Acme Motors", "recalls-team@acme.example")
+OPS = "data-ops@dvsa.example"
+HEADER = b"VIN,ManufacturerRecallCampaignReference,DVSACampaignReference,RecallCampaignStartDate\n"
 
 # Columns stamped with the wall clock (DEFAULT now(), durations): a rerun cannot reproduce them, so
 # the dump keeps only whether they are set.
@@ -72,14 +80,14 @@ def start_child(job: dict[str, Any], workdir: Path, name: str):
 
 def wait_for(path: Path, proc, timeout: float = 60) -> None:
     """Wait until the child wrote ``path`` (it reached its pause point); fail if it died first."""
-    deadline = time.monotonic() + timeout
+    deadline = clock.monotonic() + timeout
     while not path.exists():
         if not proc.is_alive():
             raise AssertionError(f"child exited ({proc.exitcode}) before reaching {path.name}")
-        if time.monotonic() > deadline:
+        if clock.monotonic() > deadline:
             proc.kill()
             raise AssertionError(f"child never reached {path.name}")
-        time.sleep(0.01)
+        clock.sleep(0.01)
 
 
 def run_and_kill(job: dict[str, Any], workdir: Path, name: str) -> None:
@@ -92,3 +100,21 @@ def run_and_kill(job: dict[str, Any], workdir: Path, name: str) -> None:
         proc.join(timeout=30)
     assert proc.exitcode == -signal.SIGKILL
     assert not Path(f"{marker}.done").exists()
+
+
+def archive_upload(archive: Archive, day: date, data: bytes) -> ReceivedFile:
+    """Put a recall upload of ACME for ``day`` in the archive, as ``receive_day`` would."""
+    sha256, size = archive.store_stream(io.BytesIO(data), expected_size=len(data))
+    received = ReceivedFile(
+        feed="recalls",
+        source="ACME",
+        business_date=day.isoformat(),
+        original_name=f"acme-{day}.csv",
+        remote_path=f"/recalls/ACME/acme-{day}.csv",
+        size=size,
+        remote_mtime=datetime.combine(day, time(9), tzinfo=UTC).timestamp(),
+        sha256=sha256,
+        received_at=datetime.combine(day, time(23), tzinfo=UTC).isoformat(timespec="seconds"),
+    )
+    archive.record(received)
+    return received

@@ -7,25 +7,20 @@ warehouse, reruns the apply and compares every table with a fault-free run on a 
 
 from __future__ import annotations
 
-import io
-from datetime import UTC, date, datetime, time
+from datetime import date
 from pathlib import Path
 
 import pytest
 
-from include.landing.archive import Archive, ReceivedFile
+from include.landing.archive import Archive
 from include.mot import apply_delta, delta_file_name, stage_delta
 from include.recalls.intake import check_file, outcome_to_json, record_day
-from include.recalls.notify import Manufacturer
 from include.recalls.state import MassFixGuard
 from include.warehouse import connect
-from tests.reliability.faults import run_and_kill, warehouse_state
+from tests.reliability.faults import ACME, HEADER, OPS, archive_upload, run_and_kill, warehouse_state
 from tools import mot_samples as samples
 
-ACME = Manufacturer("ACME", "Acme Motors", "recalls-team@acme.example")
-OPS = "data-ops@dvsa.example"
 DAY1, DAY2 = date(2026, 11, 2), date(2026, 11, 3)
-HEADER = b"VIN,ManufacturerRecallCampaignReference,DVSACampaignReference,RecallCampaignStartDate\n"
 RECALLS = {
     DAY1: HEADER + b"LH7PRODCJEE012345,ABCCARS123,R/2026/123,2026-10-01\nABCCCX5RZUDE1234,ABCTRUCKS125,,2026-10-03\n",
     # Day 2: one recall fixed (gone), one changed, one new.
@@ -38,23 +33,6 @@ RECALL_POINTS = ["mid:INSERT INTO recall_snapshots", "mid:INSERT INTO recall_fil
 MOT_POINTS = ["mid:INSERT INTO vehicles", "mid:mot_delta_files", "before_commit", "after_commit"]
 
 
-def _received(archive: Archive, day: date, data: bytes) -> ReceivedFile:
-    sha256, size = archive.store_stream(io.BytesIO(data), expected_size=len(data))
-    received = ReceivedFile(
-        feed="recalls",
-        source="ACME",
-        business_date=day.isoformat(),
-        original_name=f"acme-{day}.csv",
-        remote_path=f"/recalls/ACME/acme-{day}.csv",
-        size=size,
-        remote_mtime=datetime.combine(day, time(9), tzinfo=UTC).timestamp(),
-        sha256=sha256,
-        received_at=datetime.combine(day, time(23), tzinfo=UTC).isoformat(timespec="seconds"),
-    )
-    archive.record(received)
-    return received
-
-
 @pytest.fixture(scope="module")
 def recall_outcomes(clamd_service, tmp_path_factory) -> dict[date, list]:
     """Scanned, validated and staged outcomes of both days (computed once, shared by every run)."""
@@ -63,7 +41,7 @@ def recall_outcomes(clamd_service, tmp_path_factory) -> dict[date, list]:
     for day, data in RECALLS.items():
         outcome = check_file(
             archive,
-            _received(archive, day, data),
+            archive_upload(archive, day, data),
             first_of_day=True,
             clamd_host=clamd_service.host,
             clamd_port=clamd_service.port,
