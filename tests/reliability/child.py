@@ -90,10 +90,60 @@ def recall_receive(job: dict[str, Any]) -> None:
         pickup.receive_day(sftp, Archive(job["archive"]), job["code"], date.fromisoformat(job["day"]))
 
 
-def main(job_file: str) -> None:
-    job = json.loads(Path(job_file).read_text())
+def recall_day(job: dict[str, Any]) -> None:
+    """One whole run of a recall day at package level, as the DAG's tasks do it in turn:
+    receive (SFTP) -> scan, validate, stage (clamd) -> record and apply -> send queued mail."""
+    import paramiko
+
+    from include.landing.archive import Archive
+    from include.mail.outbox import SmtpSettings, deliver_pending
+    from include.recalls.intake import check_file, record_day
+    from include.recalls.notify import Manufacturer
+    from include.recalls.pickup import receive_day
+    from include.recalls.state import MassFixGuard
     from include.warehouse import connect
 
+    while not Path(job["go"]).exists():  # both runs start together
+        time.sleep(0.001)
+    archive = Archive(job["archive"])
+    day = date.fromisoformat(job["day"])
+    manufacturer = Manufacturer(**job["manufacturer"])
+    ssh = paramiko.SSHClient()
+    ssh.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    ssh.connect(
+        job["host"], job["port"], username=job["user"], key_filename=job["key"], look_for_keys=False, allow_agent=False
+    )
+    with ssh, ssh.open_sftp() as sftp:
+        received = receive_day(sftp, archive, manufacturer.code, day)
+    outcomes = [
+        check_file(archive, r, first_of_day=i == 0, clamd_host=job["clamd_host"], clamd_port=job["clamd_port"])
+        for i, r in enumerate(received)
+    ]
+    with connect(job["warehouse"]) as con:
+        record_day(con, manufacturer, day, outcomes, guard=MassFixGuard(), ops_email=job["ops_email"])
+    smtp = SmtpSettings(host=job["smtp_host"], port=job["smtp_port"], from_email=job["sender"], timeout=10)
+    with connect(job["warehouse"]) as con:
+        deliver_pending(con, smtp, f"recall:{manufacturer.code}:")
+
+
+def main(job_file: str) -> None:
+    job = json.loads(Path(job_file).read_text())
+    try:
+        run(job)
+    except BaseException:
+        import traceback
+
+        Path(job["marker"] + ".error").write_text(traceback.format_exc())
+        raise
+
+
+def run(job: dict[str, Any]) -> None:
+    from include.warehouse import connect
+
+    if job["kind"] == "recall_day":
+        recall_day(job)
+        Path(job["marker"] + ".done").write_text("done")
+        return
     if job["kind"] == "recall_receive":
         recall_receive(job)
         Path(job["marker"] + ".done").write_text("done")

@@ -26,7 +26,7 @@ VOLATILE_SUFFIXES = ("_at", "_seconds")
 KEPT_TIMES = {"received_at", "released_at"}  # copied from the manifest / operator, not the clock
 
 
-def warehouse_state(path: Path) -> dict[str, list[tuple]]:
+def warehouse_state(path: Path, keep: set[str] = KEPT_TIMES) -> dict[str, list[tuple]]:
     """Every table of the warehouse, all rows, ordered: what 'identical' means in these tests."""
     from include.warehouse import read_only
 
@@ -42,7 +42,7 @@ def warehouse_state(path: Path) -> dict[str, list[tuple]]:
         for table in tables:
             columns = [r[0] for r in con.execute(f'DESCRIBE "{table}"').fetchall()]
             select = ", ".join(
-                f'"{c}" IS NULL' if c.endswith(VOLATILE_SUFFIXES) and c not in KEPT_TIMES else f'CAST("{c}" AS VARCHAR)'
+                f'"{c}" IS NULL' if c.endswith(VOLATILE_SUFFIXES) and c not in keep else f'CAST("{c}" AS VARCHAR)'
                 for c in columns
             )
             state[table] = con.execute(f'SELECT {select} FROM "{table}" ORDER BY ALL').fetchall()
@@ -83,7 +83,9 @@ def wait_for(path: Path, proc, timeout: float = 60) -> None:
     deadline = clock.monotonic() + timeout
     while not path.exists():
         if not proc.is_alive():
-            raise AssertionError(f"child exited ({proc.exitcode}) before reaching {path.name}")
+            error = Path(f"{path}.error")
+            detail = error.read_text() if error.exists() else ""
+            raise AssertionError(f"child exited ({proc.exitcode}) before reaching {path.name}\n{detail}")
         if clock.monotonic() > deadline:
             proc.kill()
             raise AssertionError(f"child never reached {path.name}")
