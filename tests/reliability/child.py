@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -73,28 +75,33 @@ def mot_apply(job: dict[str, Any], con: Any) -> None:
     apply_delta(con, StagedDelta.from_dict(job["staged"]), sha256=job["sha256"], file_name=job["file_name"])
 
 
-def recall_receive(job: dict[str, Any]) -> None:
-    """``receive_day`` over real SFTP, paused after the archive copy, before the remote move."""
+@contextmanager
+def sftp_session(job: dict[str, Any]) -> Iterator[Any]:
+    """A paramiko SFTP session as the pipeline account (what Airflow's SFTPHook hands out)."""
     import paramiko
 
-    from include.landing.archive import Archive
-    from include.recalls import pickup
-
-    pickup.move_to_processed = lambda sftp, inbox, received: pause(job["marker"])
     ssh = paramiko.SSHClient()
     ssh.set_missing_host_key_policy(paramiko.AutoAddPolicy())
     ssh.connect(
         job["host"], job["port"], username=job["user"], key_filename=job["key"], look_for_keys=False, allow_agent=False
     )
     with ssh, ssh.open_sftp() as sftp:
+        yield sftp
+
+
+def recall_receive(job: dict[str, Any]) -> None:
+    """``receive_day`` over real SFTP, paused after the archive copy, before the remote move."""
+    from include.landing.archive import Archive
+    from include.recalls import pickup
+
+    pickup.move_to_processed = lambda sftp, inbox, received: pause(job["marker"])
+    with sftp_session(job) as sftp:
         pickup.receive_day(sftp, Archive(job["archive"]), job["code"], date.fromisoformat(job["day"]))
 
 
 def recall_day(job: dict[str, Any]) -> None:
     """One whole run of a recall day at package level, as the DAG's tasks do it in turn:
     receive (SFTP) -> scan, validate, stage (clamd) -> record and apply -> send queued mail."""
-    import paramiko
-
     from include.landing.archive import Archive
     from include.mail.outbox import SmtpSettings, deliver_pending
     from include.recalls.intake import check_file, record_day
@@ -108,12 +115,7 @@ def recall_day(job: dict[str, Any]) -> None:
     archive = Archive(job["archive"])
     day = date.fromisoformat(job["day"])
     manufacturer = Manufacturer(**job["manufacturer"])
-    ssh = paramiko.SSHClient()
-    ssh.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-    ssh.connect(
-        job["host"], job["port"], username=job["user"], key_filename=job["key"], look_for_keys=False, allow_agent=False
-    )
-    with ssh, ssh.open_sftp() as sftp:
+    with sftp_session(job) as sftp:
         received = receive_day(sftp, archive, manufacturer.code, day)
     outcomes = [
         check_file(archive, r, first_of_day=i == 0, clamd_host=job["clamd_host"], clamd_port=job["clamd_port"])

@@ -15,7 +15,6 @@ from typing import Any
 from include.landing.archive import Archive, ReceivedFile
 from include.recalls.notify import Manufacturer
 
-PROJECT = Path(__file__).resolve().parents[2]
 ACME = Manufacturer("ACME", "Acme Motors", "recalls-team@acme.example")
 OPS = "data-ops@dvsa.example"
 HEADER = b"VIN,ManufacturerRecallCampaignReference,DVSACampaignReference,RecallCampaignStartDate\n"
@@ -61,7 +60,7 @@ def _children():
     global _context
     if _context is None:
         _context = multiprocessing.get_context("forkserver")
-        _context.set_forkserver_preload(["tests.reliability.child"])
+        _context.set_forkserver_preload(["tests.reliability.child", "paramiko"])
     return _context
 
 
