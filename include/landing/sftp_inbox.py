@@ -114,6 +114,33 @@ def fetch(
     return received
 
 
+def fetch_unless_taken(
+    sftp,
+    inbox: str,
+    remote: RemoteFile,
+    archive: Archive,
+    *,
+    feed: str,
+    source: str,
+    business_date: date | None = None,
+) -> ReceivedFile | None:
+    """``fetch``, or None when another run of the same day took the file since it was listed.
+
+    Two runs of a day can overlap (a backfill and the scheduled run): the other run archives the
+    file (manifest included) before it moves it, so a listed file that is gone and already in the
+    archive was received, not lost. A file gone for any other reason still raises.
+    """
+    try:
+        return fetch(sftp, inbox, remote, archive, feed=feed, source=source, business_date=business_date)
+    except FileNotFoundError:
+        day = (business_date or remote.business_date()).isoformat()
+        archived = archive.received(feed, source, day)
+        if any(r.original_name == remote.name and r.remote_mtime == remote.mtime for r in archived):
+            log.info("%s/%s was archived and moved by a concurrent run", inbox, remote.name)
+            return None
+        raise
+
+
 def move_to_processed(sftp, inbox: str, received: ReceivedFile) -> str:
     """Move the remote file out of the inbox, only once its archived copy is durable."""
     folder = posixpath.join(inbox, PROCESSED, received.business_date)
