@@ -348,6 +348,11 @@ def test_sftp_server_configuration_is_mounted():
         assert os.access(_host_path(mount.source), os.X_OK), f"{mount.source} is not executable"
 
 
+@pytest.mark.reliability(
+    "Isolation and secrets",
+    "docker-compose SFTP server allowing passwords, shells or root",
+    "sshd_config is key-only, internal-sftp, chrooted, no root; no account has a password",
+)
 def test_sftp_is_key_only_and_sftp_only():
     global_options, _ = _sshd_config()
     assert global_options["passwordauthentication"] == "no"
@@ -376,6 +381,11 @@ def _inbox_volume(user: str, code: str) -> str:
     return mount.source
 
 
+@pytest.mark.reliability(
+    "Isolation and secrets",
+    "docker-compose manufacturer account seeing another manufacturer's inbox",
+    "each manufacturer is chrooted with only its own inbox volume mounted",
+)
 @pytest.mark.parametrize("code", MANUFACTURER_CODES)
 def test_manufacturer_has_an_account_jailed_with_its_own_inbox(code):
     user = code.lower()
@@ -405,6 +415,11 @@ def test_manufacturer_has_an_account_jailed_with_its_own_inbox(code):
             assert mount.target == jail / "recalls" / code or mount.target.parent == jail / ".ssh/keys"
 
 
+@pytest.mark.reliability(
+    "Isolation and secrets",
+    "two manufacturers sharing one Unix account",
+    "every SFTP account has its own uid",
+)
 def test_manufacturer_accounts_are_distinct_and_share_the_pipeline_group():
     accounts = _users_conf()
     uids = [account["uid"] for account in accounts.values()]
@@ -413,6 +428,11 @@ def test_manufacturer_accounts_are_distinct_and_share_the_pipeline_group():
     assert set(accounts) == {PIPELINE_ACCOUNT, *(code.lower() for code in MANUFACTURER_CODES)}
 
 
+@pytest.mark.reliability(
+    "Isolation and secrets",
+    "DAGs sharing a manufacturer's SFTP login",
+    "the DAGs use the separate pipeline service account",
+)
 def test_pipeline_account_sees_every_inbox_and_the_mot_deltas():
     account = _users_conf()[PIPELINE_ACCOUNT]
     assert CONNECTIONS["sftp_landing"]["conn_login"] == PIPELINE_ACCOUNT

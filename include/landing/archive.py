@@ -141,7 +141,8 @@ class Archive:
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"{received.upload_id}.json"
         if not path.exists():
-            temp = path.with_suffix(".tmp")
+            # A temp name of its own: two runs of a day may record the same upload at once.
+            temp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp")
             temp.write_text(json.dumps(asdict(received), indent=2, sort_keys=True), encoding="utf-8")
             os.replace(temp, path)
             _fsync_dir(directory)

@@ -10,6 +10,7 @@ import logging
 import posixpath
 import stat
 import time as clock
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -36,6 +37,12 @@ class RemoteFile:
         return datetime.fromtimestamp(self.mtime, tz=LONDON).date()
 
 
+# Control, format (bidi overrides, zero-width), surrogate and private-use characters, and the
+# Unicode line/paragraph separators: a name with these can disguise its extension or break a
+# line in a log, an email or the operations page.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
+
+
 def is_safe_name(name: str) -> bool:
     """A plain file name: nothing that could point outside the inbox or confuse a reader."""
     return (
@@ -43,7 +50,7 @@ def is_safe_name(name: str) -> bool:
         and name not in {".", ".."}
         and "/" not in name
         and "\\" not in name
-        and not any(ord(ch) < 32 or ord(ch) == 127 for ch in name)
+        and not any(unicodedata.category(ch) in _UNSAFE_CATEGORIES for ch in name)
     )
 
 
@@ -105,6 +112,33 @@ def fetch(
     )
     archive.record(received)
     return received
+
+
+def fetch_unless_taken(
+    sftp,
+    inbox: str,
+    remote: RemoteFile,
+    archive: Archive,
+    *,
+    feed: str,
+    source: str,
+    business_date: date | None = None,
+) -> ReceivedFile | None:
+    """``fetch``, or None when another run of the same day took the file since it was listed.
+
+    Two runs of a day can overlap (a backfill and the scheduled run): the other run archives the
+    file (manifest included) before it moves it, so a listed file that is gone and already in the
+    archive was received, not lost. A file gone for any other reason still raises.
+    """
+    try:
+        return fetch(sftp, inbox, remote, archive, feed=feed, source=source, business_date=business_date)
+    except FileNotFoundError:
+        day = (business_date or remote.business_date()).isoformat()
+        archived = archive.received(feed, source, day)
+        if any(r.original_name == remote.name and r.remote_mtime == remote.mtime for r in archived):
+            log.info("%s/%s was archived and moved by a concurrent run", inbox, remote.name)
+            return None
+        raise
 
 
 def move_to_processed(sftp, inbox: str, received: ReceivedFile) -> str:

@@ -56,6 +56,7 @@ class Limits:
     depth 5) while stopping hostile or corrupt input long before memory or disk runs out.
     """
 
+    max_file_bytes: int = 8 * 2**30  # the delivered (compressed) delta file
     max_decompressed_bytes: int = 64 * 2**30
     max_ratio: float = 200.0
     max_line_bytes: int = 8 * 2**20

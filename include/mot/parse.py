@@ -131,6 +131,15 @@ def _run(con: duckdb.DuckDBPyConnection, script: str, params: dict[str, object])
         con.execute(statement, _params(statement, params))
 
 
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """DuckDB refuses an object with a repeated key; Python would silently keep the last one."""
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        repeated = next(key for key in keys if keys.count(key) > 1)
+        raise ValueError(f"duplicate key {repeated!r}")
+    return dict(pairs)
+
+
 def locate_syntax_error(segment: Segment, limits: Limits) -> tuple[int, str] | None:
     """(part line, message) of the first line that is not a JSON object.
 
@@ -143,7 +152,7 @@ def locate_syntax_error(segment: Segment, limits: Limits) -> tuple[int, str] | N
             if not text:
                 continue
             try:
-                value = json.loads(text)
+                value = json.loads(text, object_pairs_hook=_no_duplicate_keys)
             except (ValueError, RecursionError) as exc:
                 return segment.first_line + offset, f"invalid JSON: {exc}"
             if not isinstance(value, dict):

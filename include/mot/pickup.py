@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from include.landing.archive import Archive, ReceivedFile
-from include.landing.sftp_inbox import RemoteFile, fetch, list_inbox, move_to_processed
+from include.landing.sftp_inbox import RemoteFile, fetch, fetch_unless_taken, list_inbox, move_to_processed
 from include.mot.files import delta_candidate_names
 
 FEED = "mot"
@@ -47,8 +47,9 @@ def receive_delta(sftp, archive: Archive, day: date) -> ReceivedFile | None:
     """Archive the day's delta (verified, durable), move it to processed/, return its manifest."""
     found = delta_for_day(list_inbox(sftp, INBOX), day)
     if found is not None:
-        received = fetch(sftp, INBOX, found, archive, feed=FEED, source=SOURCE, business_date=day)
-        move_to_processed(sftp, INBOX, received)
+        received = fetch_unless_taken(sftp, INBOX, found, archive, feed=FEED, source=SOURCE, business_date=day)
+        if received is not None:  # None: a concurrent run of the day took it
+            move_to_processed(sftp, INBOX, received)
     archived = archive.received(FEED, SOURCE, day.isoformat())
     return archived[0] if archived else None
 

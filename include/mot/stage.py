@@ -14,9 +14,11 @@ single-threaded per file, so this is what uses both cores.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import threading
 import time
+import uuid
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -79,7 +81,7 @@ class StagedDelta:
 
     def save(self) -> None:
         target = Path(self.directory) / MANIFEST
-        tmp = target.with_suffix(".tmp")
+        tmp = target.with_name(f"{target.name}.{os.getpid()}-{uuid.uuid4().hex}.tmp")  # private to this writer
         tmp.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
         tmp.replace(target)
 
@@ -116,6 +118,9 @@ def _stage(
         return StagedDelta.load(directory)  # same bytes already staged: staging is idempotent
     if directory.exists():
         shutil.rmtree(directory)  # leftovers of an interrupted run
+    if kind == "delta" and path.stat().st_size > limits.max_file_bytes:
+        raise DeltaRejected(f"file is {path.stat().st_size} bytes, over the limit of {limits.max_file_bytes} bytes")
+    final, directory = directory, directory.with_name(f"{directory.name}.building-{os.getpid()}-{uuid.uuid4().hex}")
     work = directory / "_work"
     work.mkdir(parents=True)
     staged = StagedDelta(business_date, path.name, sha256, kind, str(directory))
@@ -178,7 +183,31 @@ def _stage(
         pq.write_table(pa.concat_tables(quarantine).cast(QUARANTINE_SCHEMA), target)
         staged.quarantine = [str(target)]
     staged.stage_seconds = time.perf_counter() - started
-    staged.save()
+    return _publish(staged, directory, final)
+
+
+def _publish(staged: StagedDelta, building: Path, final: Path) -> StagedDelta:
+    """Move a finished staging folder into place in one rename.
+
+    Each run stages into a folder of its own, so two runs staging the same delivery at once (a
+    backfill overlapping a scheduled run) never see or delete each other's half-written files;
+    the first to finish wins and the other uses its result.
+    """
+
+    def moved(value: str) -> str:
+        return str(final / Path(value).relative_to(building))
+
+    for name in ("vehicles", "tests", "defects", "quarantine"):
+        setattr(staged, name, [moved(v) for v in getattr(staged, name)])
+    staged.directory = str(final)
+    (building / MANIFEST).write_text(json.dumps(staged.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
+    try:
+        os.rename(building, final)
+    except OSError:
+        if not (final / MANIFEST).is_file():
+            raise
+        shutil.rmtree(building, ignore_errors=True)  # another run staged the same bytes first
+        return StagedDelta.load(final)
     return staged
 
 

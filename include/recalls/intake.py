@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
@@ -19,7 +20,7 @@ import duckdb
 
 from include.landing.archive import Archive, ReceivedFile
 from include.mail.outbox import enqueue
-from include.recalls.notify import Manufacturer, ops_message, rejection_message
+from include.recalls.notify import Manufacturer, ops_message, rejection_message, report_csv
 from include.recalls.spec import Code
 from include.recalls.state import MassFixGuard, apply_snapshot, check_mass_fix
 from include.recalls.validation import Finding, validate_recall_file
@@ -103,7 +104,10 @@ def check_file(
             "reports", FEED, received.source, received.business_date, f"{received.sha256}.csv"
         )
         report_path.parent.mkdir(parents=True, exist_ok=True)
-        verdict.report.to_csv(report_path, index=False)
+        # The stored copy is what the email attaches and the operations page serves: formula-safe.
+        temp = _temp_next_to(report_path)
+        temp.write_bytes(report_csv(verdict.report, max_rows=None))
+        temp.replace(report_path)
         outcome.report_path = str(report_path)
     if verdict.accepted:
         import pyarrow.parquet as pq
@@ -112,13 +116,19 @@ def check_file(
             "snapshots", FEED, received.source, received.business_date, f"{received.sha256}.parquet"
         )
         snapshot_path.parent.mkdir(parents=True, exist_ok=True)
-        temp = snapshot_path.with_suffix(".tmp")
+        temp = _temp_next_to(snapshot_path)
         pq.write_table(verdict.snapshot, temp, compression="zstd")
         temp.replace(snapshot_path)
         outcome.snapshot_path = str(snapshot_path)
         outcome.status = "ACCEPTED"
     outcome.validation_seconds = round(time.monotonic() - started, 3)
     return outcome
+
+
+def _temp_next_to(path: Path) -> Path:
+    """A temp file of this process only: two runs of a day may stage the same file at once, and
+    a shared temp name would let one truncate the other's half-written file before the rename."""
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
 
 
 @dataclass(frozen=True)

@@ -36,11 +36,14 @@ def spreadsheet_safe(value: object) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def report_csv(report: pd.DataFrame) -> bytes:
+def report_csv(report: pd.DataFrame, max_rows: int | None = MAX_REPORT_ROWS) -> bytes:
+    """The row report as CSV: formula-safe, and quoted wherever a value holds a CR or LF (pandas'
+    ``to_csv`` leaves a bare CR unquoted, which splits the row when it is read back)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(REPORT_COLUMNS)
-    for row in report.head(MAX_REPORT_ROWS).itertuples(index=False):
+    rows = report if max_rows is None else report.head(max_rows)
+    for row in rows[REPORT_COLUMNS].itertuples(index=False):
         writer.writerow([spreadsheet_safe(v) for v in row])
     return out.getvalue().encode("utf-8")
 

@@ -10,7 +10,7 @@ from include.landing.archive import Archive, ReceivedFile
 from include.landing.sftp_inbox import (
     RemoteFile,
     deadline_for,
-    fetch,
+    fetch_unless_taken,
     files_for_day,
     is_safe_name,
     list_inbox,
@@ -84,7 +84,9 @@ def receive_day(sftp, archive: Archive, code: str, day: date, *, settle_seconds:
         if settle_seconds and unsettled([item], settle_seconds):
             log.info("%s: %s is still being uploaded; left in the inbox", code, item.name)
             continue
-        received = fetch(sftp, inbox, item, archive, feed=FEED, source=code)
+        received = fetch_unless_taken(sftp, inbox, item, archive, feed=FEED, source=code)
+        if received is None:
+            continue  # a concurrent run of the day took it
         move_to_processed(sftp, inbox, received)
         log.info("%s: archived %s as %s", code, item.name, received.sha256)
     return archive.received(FEED, code, day.isoformat())

@@ -55,6 +55,11 @@ def overview(api, ops_sample) -> dict:
     return response.json()
 
 
+@pytest.mark.reliability(
+    "Isolation and secrets",
+    "anonymous or forged-token request to an operations page endpoint",
+    "401/403 for every endpoint; only a valid Airflow token or UI cookie is served",
+)
 def test_every_endpoint_refuses_anonymous_and_bad_tokens_and_accepts_the_ui_cookie(api, ops_sample):
     client = api.client
     for url in endpoints(ops_sample.days):
@@ -230,6 +235,11 @@ def test_vin_lookup_page_shows_outstanding_and_past_recalls_with_history(api, op
     assert "DVSA R/2026/199" in fixed  # the changed reference, in the history
 
 
+@pytest.mark.reliability(
+    "Hostile input",
+    "manufacturer name containing HTML, through the real Airflow API app",
+    "shown as text, never as markup",
+)
 def test_values_with_html_render_as_text(api):
     script, image = "<script>alert(1)</script>", "<img src=x onerror=alert(1)>"
     vin = api.get("/ops/vin-lookup", params={"vin": script}).text

@@ -150,6 +150,11 @@ def test_state_cache_answers_from_cache_and_marks_stale_when_busy(tmp_path, monk
         cache.read(warehouse, ("other",), query, wait=1)
 
 
+@pytest.mark.reliability(
+    "Hostile input",
+    "HTML/script in file names, codes, VINs, references, hold reasons shown on the operations page",
+    "rendered as escaped text on every page",
+)
 def test_values_with_html_render_as_text_everywhere(tmp_path):
     warehouse = small_warehouse(tmp_path / "warehouse.duckdb")
     client = page_client(warehouse, {"EVIL": f"Evil {EVIL}"})
@@ -171,6 +176,11 @@ def test_values_with_html_render_as_text_everywhere(tmp_path):
     assert api.headers["content-type"] == "application/json"
 
 
+@pytest.mark.reliability(
+    "Hostile input",
+    "markup in chart labels",
+    "SVG charts carry escaped text",
+)
 def test_charts_are_svg_with_escaped_text():
     chart = bar_chart(
         ["1 Nov", "<b>2 Nov</b>"],

@@ -103,6 +103,11 @@ def test_mot_delta_upload_and_file_mtime_on_disk(sftp_service: SftpService) -> N
     assert sftp_service.local_path(path).stat().st_mtime == 1_600_000_000
 
 
+@pytest.mark.reliability(
+    "Isolation and secrets",
+    "manufacturer A's SFTP login tries ../, absolute paths and symlinks to reach B's inbox or the MOT folder",
+    "A sees only its own inbox: every read, write and symlink outside fails",
+)
 def test_manufacturer_is_chrooted_to_its_recalls_folder(
     sftp_service: SftpService,
 ) -> None:
@@ -141,6 +146,11 @@ def test_manufacturer_is_chrooted_to_its_recalls_folder(
     assert not (root / "recalls/ACME/passwd").exists()
 
 
+@pytest.mark.reliability(
+    "Isolation and secrets",
+    "SFTP password login, another manufacturer's key, a manufacturer's key for the pipeline account",
+    "refused: public key only, each key for its own account",
+)
 def test_only_public_key_auth_with_the_right_key(sftp_service: SftpService) -> None:
     transport = paramiko.Transport((sftp_service.host, sftp_service.port))
     try:
@@ -167,6 +177,11 @@ def test_only_public_key_auth_with_the_right_key(sftp_service: SftpService) -> N
             pass
 
 
+@pytest.mark.reliability(
+    "Isolation and secrets",
+    "shell or exec over the SFTP server's SSH channel",
+    "refused: SFTP only",
+)
 def test_no_shell_or_exec(sftp_service: SftpService) -> None:
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())

@@ -140,7 +140,24 @@ class _AuthServer(asyncssh.SSHServer):
 
 class _LandingSFTPServer(asyncssh.SFTPServer):
     """asyncssh's chrooted file server minus links: uploads never need them, and refusing
-    them removes any doubt about where a path the pipeline reads really points."""
+    them removes any doubt about where a path the pipeline reads really points.
+
+    Also where the fault tests cut a download short (:meth:`SftpServer.drop_connection_once`).
+    """
+
+    def __init__(self, chan: asyncssh.SSHServerChannel, chroot: bytes, owner: SftpServer) -> None:
+        super().__init__(chan, chroot=chroot)
+        self._owner = owner
+        self._dropping = False
+
+    def read(self, file_obj: object, offset: int, size: int) -> bytes:
+        name = getattr(file_obj, "name", None)
+        if self._dropping or (name is not None and self._owner._take_drop(os.fsdecode(name), offset + size)):
+            # Like a network failure: the TCP connection goes away under the client's feet.
+            self._dropping = True
+            self.channel.get_connection().abort()
+            raise asyncssh.SFTPConnectionLost("connection dropped (fault injection)")
+        return super().read(file_obj, offset, size)
 
     def symlink(self, oldpath: bytes, newpath: bytes) -> None:
         raise asyncssh.SFTPOpUnsupported("symbolic links are not allowed")
@@ -175,6 +192,27 @@ class SftpServer:
         self._connections: set[asyncssh.SSHServerConnection] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._drops: dict[str, int] = {}
+        self._drops_lock = threading.Lock()
+        self.dropped: list[str] = []
+
+    # -- fault injection (tests) -----------------------------------------------------
+    def drop_connection_once(self, path: str, after_bytes: int) -> None:
+        """The next download of ``path`` (as the pipeline sees it, from the SFTP root) loses its
+        connection once a read would go past ``after_bytes``; later downloads work again."""
+        with self._drops_lock:
+            self._drops[str((self.root / path.lstrip("/")).resolve())] = after_bytes
+
+    def _take_drop(self, local_path: str, end: int) -> bool:
+        """Whether a read up to ``end`` of ``local_path`` must drop the connection (disarms it)."""
+        real = os.path.realpath(local_path)
+        with self._drops_lock:
+            limit = self._drops.get(real)
+            if limit is None or end <= limit:
+                return False
+            del self._drops[real]
+            self.dropped.append(real)
+            return True
 
     # -- accounts --------------------------------------------------------------------
     def accounts(self) -> dict[str, SftpAccount]:
@@ -206,7 +244,7 @@ class SftpServer:
         chroot = self.chroot_for(account)
         chroot.mkdir(parents=True, exist_ok=True)
         # Always pass a chroot: asyncssh treats chroot=None as "whole filesystem".
-        return _LandingSFTPServer(chan, chroot=os.fsencode(chroot))
+        return _LandingSFTPServer(chan, os.fsencode(chroot), self)
 
     # -- lifecycle in the current event loop ------------------------------------------
     async def start_async(self) -> None:

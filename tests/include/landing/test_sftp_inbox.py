@@ -56,7 +56,11 @@ def test_safe_names(name):
 
 
 @pytest.mark.parametrize(
-    "name", ["", ".", "..", "../x", "../../etc/passwd", "a/b.csv", "a\\b.csv", "x\n.csv", "x\x00.csv", "x\r", "\x7f"]
+    "name",
+    [
+        *("", ".", "..", "../x", "../../etc/passwd", "a/b.csv", "a\\b.csv", "x\n.csv", "x\x00.csv", "x\r", "\x7f"),
+        *("r\u202evsc.exe", "a\u200b.csv", "a\x85.csv", "a\u2028.csv"),  # bidi override, zero-width, C1, LS
+    ],
 )
 def test_unsafe_names(name):
     assert not is_safe_name(name)

@@ -75,6 +75,11 @@ def test_small_segments_keep_global_line_numbers(tmp_path):
     assert sum(s.line_count for s in segs) == 50
 
 
+@pytest.mark.reliability(
+    "Hostile input",
+    "MOT delivery that is not a zip",
+    "rejected with a clear reason",
+)
 def test_not_a_zip_is_rejected(tmp_path):
     path = tmp_path / "delta-light-vehicle_01-03-2024.zip"
     path.write_bytes(b"this is not a zip")
@@ -101,6 +106,11 @@ def test_bad_gzip_member_names_the_part(tmp_path):
     assert "gzip" in str(err.value)
 
 
+@pytest.mark.reliability(
+    "Hostile input",
+    "truncated or corrupt gzip part",
+    "rejected (truncated/corrupt), not a crash",
+)
 def test_truncated_gzip_is_rejected(tmp_path):
     data = gzip.compress(b"".join(b'{"registration":"R%d"}\n' % i for i in range(2000)))
     path = tmp_path / "d.json.gz"
@@ -109,6 +119,11 @@ def test_truncated_gzip_is_rejected(tmp_path):
         segments(path, tmp_path)
 
 
+@pytest.mark.reliability(
+    "Hostile input",
+    "gzip decompression bomb (compression ratio far above normal)",
+    "rejected naming the part, before it is expanded",
+)
 def test_decompression_bomb_by_ratio(tmp_path):
     path = tmp_path / "d.json.gz"
     path.write_bytes(gzip.compress(b" " * (20 * 2**20)))
@@ -117,12 +132,22 @@ def test_decompression_bomb_by_ratio(tmp_path):
     assert err.value.part == "d.json.gz"
 
 
+@pytest.mark.reliability(
+    "Hostile input",
+    "MOT file whose decompressed size exceeds the configured maximum",
+    "rejected, nothing staged",
+)
 def test_decompression_bomb_by_size(tmp_path):
     path = samples.write_json_gz(tmp_path / "d.json.gz", [samples.vehicle_record(f"R{i}") for i in range(200)])
     with pytest.raises(DeltaRejected, match="decompressed size"):
         segments(path, tmp_path, max_decompressed_bytes=10_000)
 
 
+@pytest.mark.reliability(
+    "Hostile input",
+    "MOT JSON line longer than the configured maximum line length",
+    "rejected with its line number",
+)
 def test_over_long_line_reports_its_line(tmp_path):
     long_record = samples.vehicle_record("LONG", model="X" * 5000)
     path = samples.write_jsonl(tmp_path / "d.jsonl", [samples.vehicle_record("A"), long_record])
@@ -131,6 +156,11 @@ def test_over_long_line_reports_its_line(tmp_path):
     assert err.value.line == 2
 
 
+@pytest.mark.reliability(
+    "Hostile input",
+    "huge unterminated MOT JSON line",
+    "rejected without buffering the whole line in memory",
+)
 def test_over_long_unterminated_line_is_rejected_without_buffering_it_all(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_bytes(b'{"registration":"A"}\n{"x":"' + b"y" * 100_000)
@@ -139,6 +169,11 @@ def test_over_long_unterminated_line_is_rejected_without_buffering_it_all(tmp_pa
     assert err.value.line == 2
 
 
+@pytest.mark.reliability(
+    "Hostile input",
+    "deeply nested JSON in an MOT record",
+    "refused above the depth limit with its line; brackets inside strings do not count",
+)
 def test_nesting_depth_limit_reports_its_line(tmp_path):
     deep = '{"registration":"D","x":' + "[" * 40 + "]" * 40 + "}"
     in_string = '{"registration":"S","x":"' + "[" * 40 + '\\"[["}'

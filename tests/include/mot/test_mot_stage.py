@@ -207,3 +207,34 @@ def test_bare_gzip_and_jsonl_containers(tmp_path):
     jl = samples.write_jsonl(tmp_path / "delta-light-vehicle_01-03-2024.jsonl", [samples.vehicle_record("J1")])
     assert stage_delta(gz, D, tmp_path / "s1").accepted == 1
     assert stage_delta(jl, D, tmp_path / "s2").accepted == 1
+
+
+@pytest.mark.reliability(
+    "Hostile input",
+    "An MOT delta file larger than the configured maximum file size",
+    "Rejected before anything is read, with the size and the limit in the reason; nothing staged",
+)
+def test_delta_over_the_file_size_limit_is_rejected(tmp_path):
+    records = [samples.vehicle_record(f"S{i}") for i in range(20)]
+    path = samples.write_delta_zip(tmp_path / "in" / "delta-light-vehicle_01-03-2024.zip", records)
+    size = path.stat().st_size
+    with pytest.raises(DeltaRejected, match=f"file is {size} bytes, over the limit of {size - 1} bytes"):
+        stage_delta(path, D, tmp_path / "staging", max_file_bytes=size - 1)
+    assert not any((tmp_path / "staging").rglob("*.parquet"))
+    assert stage_delta(path, D, tmp_path / "staging", max_file_bytes=size).accepted == 20
+
+
+def test_two_stagings_of_the_same_delivery_at_once_agree(tmp_path):
+    """A backfill overlapping a scheduled run stages the same bytes twice: each in its own folder."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    records = [samples.vehicle_record(f"C{i}") for i in range(200)]
+    path = samples.write_delta_zip(tmp_path / "in" / "delta-light-vehicle_01-03-2024.zip", records, parts=3)
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(lambda _: stage_delta(path, D, tmp_path / "staging"), range(2))
+    assert first.directory == second.directory
+    assert (first.records, first.accepted) == (second.records, second.accepted) == (200, 200)
+    assert len(rows(first.vehicles)) == 200
+    assert StagedDelta.load(first.directory).vehicles == first.vehicles
+    leftovers = [p.name for p in Path(first.directory).parent.iterdir() if p != Path(first.directory)]
+    assert leftovers == []

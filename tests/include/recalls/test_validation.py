@@ -362,6 +362,11 @@ def test_cr_only_line_endings_are_read():
     assert verdict.snapshot.equals(validate(SPEC_EXAMPLE).snapshot)
 
 
+@pytest.mark.reliability(
+    "Hostile input",
+    "a stray quote that would swallow the rest of a large recall file into one field",
+    "rejected as a malformed row, not a crash",
+)
 def test_stray_quote_swallowing_a_large_file_is_malformed_not_a_crash():
     data = HEADER + b'JN3MS37A9PW212345,"ABC1,,2026-01-05\n' + b"JN3MS37A9PW212346,ABC2,,2026-01-05\n" * 5000
     verdict = validate(data)
@@ -400,6 +405,11 @@ def test_every_code_has_wording():
         assert WORDING[code]
 
 
+@pytest.mark.reliability(
+    "Hostile input",
+    "recall file above the configured maximum size",
+    "rejected FILE_TOO_LARGE before it is parsed",
+)
 def test_too_large_file_is_rejected_without_reading():
     verdict = validate_recall_file(HEADER + GOOD_ROW * 10, "recalls.csv", max_bytes=100)
     assert verdict.codes == [Code.FILE_TOO_LARGE]
@@ -415,6 +425,11 @@ _CHUNKS = st.sampled_from(
 )  # fmt: skip
 
 
+@pytest.mark.reliability(
+    "Hostile input",
+    "arbitrary bytes as a recall CSV (hypothesis: binary, BOMs, NUL, stray quotes, bare CRs)",
+    "validation returns ACCEPTED or REJECTED with known codes only, never raises",
+)
 @PROPERTY_SETTINGS
 @given(
     prefix=st.sampled_from([b"", HEADER, b"\xef\xbb\xbf" + HEADER]),
@@ -446,6 +461,11 @@ _ROW = st.tuples(
 )
 
 
+@pytest.mark.reliability(
+    "Hostile input",
+    "any valid rows with odd but legal text (unicode, quotes, CR/LF inside quoted fields)",
+    "accepted rows round-trip exactly into the snapshot",
+)
 @settings(PROPERTY_SETTINGS, max_examples=30)
 @given(
     data=st.lists(_ROW, min_size=1, max_size=30, unique_by=lambda r: (r[0], r[1])),
