@@ -194,6 +194,9 @@ def _read_rows(body: bytes, max_line_bytes: int) -> tuple[pd.DataFrame, pd.DataF
     for positions in (quotes, np.flatnonzero(raw == 0)):
         odd[np.searchsorted(starts, positions, side="right") - 1] = True
     odd |= (content > csv.field_size_limit()) & ~long
+    # Arrow drops a UTF-8 BOM at the start of what it reads; the csv module keeps it in the field.
+    padded = np.append(raw, np.zeros(3, raw.dtype))
+    odd |= (padded[starts] == 0xEF) & (padded[starts + 1] == 0xBB) & (padded[starts + 2] == 0xBF)
     odd[0] = False
     bad: list[dict] = [
         _report_row(int(k) + 1, Code.MALFORMED_ROW, None, f"longer than {max_line_bytes} bytes")
@@ -226,7 +229,10 @@ def _read_rows(body: bytes, max_line_bytes: int) -> tuple[pd.DataFrame, pd.DataF
         numbers = lines + 1
     frame = table.to_pandas(types_mapper=lambda _: pd.StringDtype("pyarrow"))
     frame.index = pd.Index(numbers.astype("int64"), name="line", dtype="int64")
-    return frame, pd.DataFrame(bad, columns=REPORT_COLUMNS) if bad else _empty_report()
+    if not bad:
+        return frame, _empty_report()
+    bad.sort(key=lambda row: row["line"])  # from three readers: report them in file order
+    return frame, pd.DataFrame(bad, columns=REPORT_COLUMNS)
 
 
 def _read_region(
