@@ -1,5 +1,5 @@
 -- Apply one staged delivery inside the caller's transaction (include/mot/versioning.py).
--- Inputs: temp tables mot_stg_vehicles / mot_stg_tests / mot_stg_defects (the staged parquet)
+-- Inputs: temp views mot_stg_vehicles / mot_stg_tests / mot_stg_defects (the staged parquet)
 -- and parameters $business_date, $source_rank, $sha256.
 --
 -- Order independence: the result depends only on the SET of applied records. Vehicle versions
@@ -144,14 +144,10 @@ SELECT mot_test_number FROM mot_cand_new;
 -- step: test_owners
 -- every vehicle whose latest record holds an affected test competes for it: newest record
 -- first, then the vehicle that carried the plate at the test, then the smallest registration
+-- Only test numbers with more than one contender need the window: a number held by just one
+-- new candidate (nearly all of them) ranks first trivially, so those rows skip the sort.
 CREATE OR REPLACE TEMP TABLE mot_ranked AS
-SELECT
-    *,
-    row_number() OVER (
-        PARTITION BY mot_test_number
-        ORDER BY record_date DESC, (registration IS NOT DISTINCT FROM registration_at_time_of_test) DESC, registration
-    ) AS rk
-FROM (
+WITH others AS (
     SELECT 'owner' AS src, CAST(NULL AS BIGINT) AS rec, t.*
     FROM mot_tests t
     WHERE t.mot_test_number IN (SELECT mot_test_number FROM mot_aff_tests)
@@ -161,10 +157,33 @@ FROM (
     FROM mot_tests_shadowed s
     WHERE s.mot_test_number IN (SELECT mot_test_number FROM mot_aff_tests)
       AND s.registration NOT IN (SELECT registration FROM mot_x)
-    UNION ALL BY NAME
+),
+candidates AS (
     SELECT 'new' AS src, c.*, CAST($business_date AS DATE) AS record_date
     FROM mot_cand_new c
-);
+),
+contested AS (
+    SELECT mot_test_number FROM others WHERE mot_test_number IS NOT NULL
+    UNION
+    SELECT mot_test_number FROM candidates WHERE mot_test_number IS NOT NULL
+    GROUP BY mot_test_number HAVING count(*) > 1
+)
+SELECT
+    *,
+    row_number() OVER (
+        PARTITION BY mot_test_number
+        ORDER BY record_date DESC, (registration IS NOT DISTINCT FROM registration_at_time_of_test) DESC, registration
+    ) AS rk
+FROM (
+    SELECT * FROM others
+    UNION ALL BY NAME
+    SELECT * FROM candidates
+    WHERE mot_test_number IS NULL OR mot_test_number IN (SELECT mot_test_number FROM contested)
+)
+UNION ALL BY NAME
+SELECT *, CAST(1 AS BIGINT) AS rk
+FROM candidates
+WHERE mot_test_number IS NOT NULL AND mot_test_number NOT IN (SELECT mot_test_number FROM contested);
 
 -- losers keep their defects beside them, collected before the owners' rows are replaced
 CREATE OR REPLACE TEMP TABLE mot_new_shadows AS
