@@ -2,8 +2,9 @@
 
 The hot path is a single DuckDB ``read_json`` per segment with an explicit nested column list
 (unknown fields are skipped by the scanner, never materialised), followed by SQL ``UNNEST``
-into the three frames, pandera validation of those frames (vectorised, Arrow-backed), and a
-parquet ``COPY`` of the accepted rows. Python touches individual lines only to explain a
+into the three frames, pandera validation of the rows of *suspect* records only (a SQL
+prefilter, ``sql/suspects.sql``, finds the records that might break a rule; clean files skip
+pandera entirely), and a parquet ``COPY`` of the accepted rows. Python touches individual lines only to explain a
 failure: the exact line of a JSON syntax error, or the raw text of a quarantined record.
 """
 
@@ -317,9 +318,11 @@ def parse_segment(
             SELECT d.rec, d.mot_test_number, d.type, d.text, d.dangerous
             FROM mot_seg_defects d {anti_join}""",
     }
+    # zstd level 1: about a fifth less CPU than the default level 3 for ~7 % larger files
+    options = "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1"
     for name, query in copies.items():
         target = out_dir / f"{name}-{stem}.parquet"
-        con.execute(f"COPY ({query}) TO {sql_literal(target)} (FORMAT parquet, COMPRESSION zstd)")
+        con.execute(f"COPY ({query}) TO {sql_literal(target)} ({options})")
         paths[name] = target
     clock.lap("write")
     if quarantine.num_rows:
