@@ -95,6 +95,7 @@ _TEMP_TABLES = (
     "mot_x",
     "mot_cand_new",
     "mot_aff_tests",
+    "mot_contested",
     "mot_ranked",
     "mot_new_shadows",
     "mot_replace_tests",

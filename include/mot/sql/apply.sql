@@ -144,10 +144,30 @@ SELECT mot_test_number FROM mot_cand_new;
 -- step: test_owners
 -- every vehicle whose latest record holds an affected test competes for it: newest record
 -- first, then the vehicle that carried the plate at the test, then the smallest registration
--- Only test numbers with more than one contender need the window: a number held by just one
--- new candidate (nearly all of them) ranks first trivially, so those rows skip the sort.
+-- Only test numbers with more than one contender need ranking: a number held by just one new
+-- candidate (nearly all of them) ranks first trivially, so mot_ranked holds the contested
+-- numbers only and the uncontested candidates are inserted straight from mot_cand_new below.
+CREATE OR REPLACE TEMP TABLE mot_contested AS
+SELECT mot_test_number FROM mot_tests
+WHERE mot_test_number IN (SELECT mot_test_number FROM mot_aff_tests)
+  AND registration NOT IN (SELECT registration FROM mot_x)
+UNION
+SELECT mot_test_number FROM mot_tests_shadowed
+WHERE mot_test_number IN (SELECT mot_test_number FROM mot_aff_tests)
+  AND registration NOT IN (SELECT registration FROM mot_x)
+UNION
+SELECT mot_test_number FROM mot_cand_new
+WHERE mot_test_number IS NOT NULL
+GROUP BY mot_test_number HAVING count(*) > 1;
+
 CREATE OR REPLACE TEMP TABLE mot_ranked AS
-WITH others AS (
+SELECT
+    *,
+    row_number() OVER (
+        PARTITION BY mot_test_number
+        ORDER BY record_date DESC, (registration IS NOT DISTINCT FROM registration_at_time_of_test) DESC, registration
+    ) AS rk
+FROM (
     SELECT 'owner' AS src, CAST(NULL AS BIGINT) AS rec, t.*
     FROM mot_tests t
     WHERE t.mot_test_number IN (SELECT mot_test_number FROM mot_aff_tests)
@@ -157,33 +177,11 @@ WITH others AS (
     FROM mot_tests_shadowed s
     WHERE s.mot_test_number IN (SELECT mot_test_number FROM mot_aff_tests)
       AND s.registration NOT IN (SELECT registration FROM mot_x)
-),
-candidates AS (
+    UNION ALL BY NAME
     SELECT 'new' AS src, c.*, CAST($business_date AS DATE) AS record_date
     FROM mot_cand_new c
-),
-contested AS (
-    SELECT mot_test_number FROM others WHERE mot_test_number IS NOT NULL
-    UNION
-    SELECT mot_test_number FROM candidates WHERE mot_test_number IS NOT NULL
-    GROUP BY mot_test_number HAVING count(*) > 1
-)
-SELECT
-    *,
-    row_number() OVER (
-        PARTITION BY mot_test_number
-        ORDER BY record_date DESC, (registration IS NOT DISTINCT FROM registration_at_time_of_test) DESC, registration
-    ) AS rk
-FROM (
-    SELECT * FROM others
-    UNION ALL BY NAME
-    SELECT * FROM candidates
-    WHERE mot_test_number IS NULL OR mot_test_number IN (SELECT mot_test_number FROM contested)
-)
-UNION ALL BY NAME
-SELECT *, CAST(1 AS BIGINT) AS rk
-FROM candidates
-WHERE mot_test_number IS NOT NULL AND mot_test_number NOT IN (SELECT mot_test_number FROM contested);
+    WHERE c.mot_test_number IS NULL OR c.mot_test_number IN (SELECT mot_test_number FROM mot_contested)
+);
 
 -- losers keep their defects beside them, collected before the owners' rows are replaced
 CREATE OR REPLACE TEMP TABLE mot_new_shadows AS
@@ -222,12 +220,23 @@ SELECT
     mot_test_number, registration, registration_at_time_of_test, completed_date, test_result,
     expiry_date, odometer_value, odometer_unit, odometer_result_type, data_source, record_date
 FROM mot_ranked
-WHERE rk = 1 AND src <> 'owner';
+WHERE rk = 1 AND src <> 'owner'
+UNION ALL
+SELECT
+    mot_test_number, registration, registration_at_time_of_test, completed_date, test_result,
+    expiry_date, odometer_value, odometer_unit, odometer_result_type, data_source, CAST($business_date AS DATE)
+FROM mot_cand_new
+WHERE mot_test_number IS NOT NULL AND mot_test_number NOT IN (SELECT mot_test_number FROM mot_contested);
 
 INSERT INTO mot_defects
 SELECT d.mot_test_number, d.type, d.text, d.dangerous
 FROM mot_stg_defects d
-SEMI JOIN (SELECT rec, mot_test_number FROM mot_ranked WHERE rk = 1 AND src = 'new') r
+SEMI JOIN (
+    SELECT rec, mot_test_number FROM mot_ranked WHERE rk = 1 AND src = 'new'
+    UNION ALL
+    SELECT rec, mot_test_number FROM mot_cand_new
+    WHERE mot_test_number IS NOT NULL AND mot_test_number NOT IN (SELECT mot_test_number FROM mot_contested)
+) r
     ON r.rec = d.rec AND r.mot_test_number = d.mot_test_number;
 
 INSERT INTO mot_defects
