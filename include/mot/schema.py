@@ -10,6 +10,10 @@ validation keeps pace with the parser; the frames stay Arrow-backed (``pd.ArrowD
 A record failing any rule in any of its three frames is quarantined as a whole; the failing
 rule names become the quarantine reason. Enumerations are normalised (case, spacing, the
 ``OK`` odometer alias) in SQL *before* these checks, so only genuinely unknown values fail.
+
+Only rows of records flagged by ``sql/suspects.sql`` reach these schemas (validating millions of
+clean rows cost more than parsing them). That query must stay a superset of the rules here:
+when a rule is added or changed, add its negation there too.
 """
 
 from __future__ import annotations

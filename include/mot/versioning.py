@@ -74,21 +74,20 @@ def _parquet_list(paths: list[str]) -> str:
     return "[" + ", ".join(sql_literal(p) for p in paths) + "]"
 
 
+_STAGED_VIEWS = ("mot_stg_vehicles", "mot_stg_tests", "mot_stg_defects")
+
+
 def _load_staged(con: duckdb.DuckDBPyConnection, staged: StagedDelta) -> None:
-    for table, paths in (
-        ("mot_stg_vehicles", staged.vehicles),
-        ("mot_stg_tests", staged.tests),
-        ("mot_stg_defects", staged.defects),
-    ):
+    """Expose the staged parquet as views: apply.sql reads each of them about once, so copying
+    them into temp tables first (a full decode and re-encode of every test and defect) cost
+    more than it saved."""
+    for table, paths in zip(_STAGED_VIEWS, (staged.vehicles, staged.tests, staged.defects), strict=True):
         if not paths:
             raise ValueError(f"staged delivery {staged.directory} has no {table} files")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM read_parquet({_parquet_list(paths)})")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM read_parquet({_parquet_list(paths)})")
 
 
 _TEMP_TABLES = (
-    "mot_stg_vehicles",
-    "mot_stg_tests",
-    "mot_stg_defects",
     "mot_new_events",
     "mot_aff_events",
     "mot_aff_flagged",
@@ -96,6 +95,7 @@ _TEMP_TABLES = (
     "mot_x",
     "mot_cand_new",
     "mot_aff_tests",
+    "mot_contested",
     "mot_ranked",
     "mot_new_shadows",
     "mot_replace_tests",
@@ -389,6 +389,8 @@ def apply_delta(
         _record(con, row)
         for table in _TEMP_TABLES:
             con.execute(f"DROP TABLE IF EXISTS {table}")
+        for view in _STAGED_VIEWS:
+            con.execute(f"DROP VIEW IF EXISTS {view}")
         return ApplyResult(
             "APPLIED",
             business_date,

@@ -1,5 +1,5 @@
 -- Apply one staged delivery inside the caller's transaction (include/mot/versioning.py).
--- Inputs: temp tables mot_stg_vehicles / mot_stg_tests / mot_stg_defects (the staged parquet)
+-- Inputs: temp views mot_stg_vehicles / mot_stg_tests / mot_stg_defects (the staged parquet)
 -- and parameters $business_date, $source_rank, $sha256.
 --
 -- Order independence: the result depends only on the SET of applied records. Vehicle versions
@@ -144,6 +144,22 @@ SELECT mot_test_number FROM mot_cand_new;
 -- step: test_owners
 -- every vehicle whose latest record holds an affected test competes for it: newest record
 -- first, then the vehicle that carried the plate at the test, then the smallest registration
+-- Only test numbers with more than one contender need ranking: a number held by just one new
+-- candidate (nearly all of them) ranks first trivially, so mot_ranked holds the contested
+-- numbers only and the uncontested candidates are inserted straight from mot_cand_new below.
+CREATE OR REPLACE TEMP TABLE mot_contested AS
+SELECT mot_test_number FROM mot_tests
+WHERE mot_test_number IN (SELECT mot_test_number FROM mot_aff_tests)
+  AND registration NOT IN (SELECT registration FROM mot_x)
+UNION
+SELECT mot_test_number FROM mot_tests_shadowed
+WHERE mot_test_number IN (SELECT mot_test_number FROM mot_aff_tests)
+  AND registration NOT IN (SELECT registration FROM mot_x)
+UNION
+SELECT mot_test_number FROM mot_cand_new
+WHERE mot_test_number IS NOT NULL
+GROUP BY mot_test_number HAVING count(*) > 1;
+
 CREATE OR REPLACE TEMP TABLE mot_ranked AS
 SELECT
     *,
@@ -164,6 +180,7 @@ FROM (
     UNION ALL BY NAME
     SELECT 'new' AS src, c.*, CAST($business_date AS DATE) AS record_date
     FROM mot_cand_new c
+    WHERE c.mot_test_number IS NULL OR c.mot_test_number IN (SELECT mot_test_number FROM mot_contested)
 );
 
 -- losers keep their defects beside them, collected before the owners' rows are replaced
@@ -203,12 +220,23 @@ SELECT
     mot_test_number, registration, registration_at_time_of_test, completed_date, test_result,
     expiry_date, odometer_value, odometer_unit, odometer_result_type, data_source, record_date
 FROM mot_ranked
-WHERE rk = 1 AND src <> 'owner';
+WHERE rk = 1 AND src <> 'owner'
+UNION ALL
+SELECT
+    mot_test_number, registration, registration_at_time_of_test, completed_date, test_result,
+    expiry_date, odometer_value, odometer_unit, odometer_result_type, data_source, CAST($business_date AS DATE)
+FROM mot_cand_new
+WHERE mot_test_number IS NOT NULL AND mot_test_number NOT IN (SELECT mot_test_number FROM mot_contested);
 
 INSERT INTO mot_defects
 SELECT d.mot_test_number, d.type, d.text, d.dangerous
 FROM mot_stg_defects d
-SEMI JOIN (SELECT rec, mot_test_number FROM mot_ranked WHERE rk = 1 AND src = 'new') r
+SEMI JOIN (
+    SELECT rec, mot_test_number FROM mot_ranked WHERE rk = 1 AND src = 'new'
+    UNION ALL
+    SELECT rec, mot_test_number FROM mot_cand_new
+    WHERE mot_test_number IS NOT NULL AND mot_test_number NOT IN (SELECT mot_test_number FROM mot_contested)
+) r
     ON r.rec = d.rec AND r.mot_test_number = d.mot_test_number;
 
 INSERT INTO mot_defects
