@@ -33,9 +33,11 @@ ALLOWED = {
         "query",  # one of the constant queries of the dict just above
         "sql_literal(target)",  # our own staging path, quoted
         "table",  # a fixed temp-table name of this module
+        "options",  # the constant COPY options just above
     },
     "include/mot/versioning.py": {
         "table",  # one of _TEMP_TABLES
+        "view",  # one of _STAGED_VIEWS
         "_parquet_list(paths)",  # our own staging paths, each quoted by sql_literal
         "assignments",  # "<column> = ?" for the fixed _AUDIT_COLUMNS
         "', '.join(columns)",  # the fixed audit column names
