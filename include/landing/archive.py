@@ -17,6 +17,8 @@ from datetime import date
 from pathlib import Path
 from typing import BinaryIO
 
+from include.atomic import private_temp
+
 CHUNK = 1 << 20
 
 
@@ -141,8 +143,7 @@ class Archive:
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"{received.upload_id}.json"
         if not path.exists():
-            # A temp name of its own: two runs of a day may record the same upload at once.
-            temp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp")
+            temp = private_temp(path)  # two runs of a day may record the same upload at once
             temp.write_text(json.dumps(asdict(received), indent=2, sort_keys=True), encoding="utf-8")
             os.replace(temp, path)
             _fsync_dir(directory)

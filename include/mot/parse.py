@@ -272,6 +272,7 @@ def parse_segment(
     clock.lap("flatten")
 
     record_count = con.execute("SELECT count(*) FROM mot_seg_vehicles").fetchall()[0][0]
+    record_lines = segment.record_lines()
     _run(con, sql_text("suspects.sql"), params)
     if con.execute("SELECT count(*) FROM mot_seg_suspects").fetchall()[0][0]:
         vehicles = _frame(con, "mot_seg_vehicles")
@@ -286,14 +287,12 @@ def parse_segment(
             ignore_index=True,
         )
         del tests, defects
-        record_lines = segment.record_lines()
         quarantine = _quarantine_rows(segment, vehicles, failures, record_lines)
     else:
         quarantine = QUARANTINE_SCHEMA.empty_table()
     clock.lap("validate")
 
     if segment.blank_lines.size:
-        record_lines = segment.record_lines()
         lines = pa.table({"ordinal": range(1, len(record_lines) + 1), "line": record_lines})
         line_expr, lines_join = "l.line", "JOIN mot_seg_lines l USING (ordinal)"
         con.register("mot_seg_lines", lines)

@@ -18,7 +18,6 @@ import os
 import shutil
 import threading
 import time
-import uuid
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -30,6 +29,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from include.atomic import private_temp
 from include.mot.files import DeltaRejected, Limits, PartRef, iter_segments, list_parts, sha256_file
 from include.mot.parse import QUARANTINE_SCHEMA, SegmentResult, parse_segment, staging_connection
 
@@ -79,12 +79,6 @@ class StagedDelta:
         """Re-read a staged delivery from its directory (the archive is the source of truth)."""
         return cls.from_dict(json.loads((Path(directory) / MANIFEST).read_text(encoding="utf-8")))
 
-    def save(self) -> None:
-        target = Path(self.directory) / MANIFEST
-        tmp = target.with_name(f"{target.name}.{os.getpid()}-{uuid.uuid4().hex}.tmp")  # private to this writer
-        tmp.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
-        tmp.replace(target)
-
 
 def _limits(limits: Limits | None, overrides: dict[str, Any]) -> Limits:
     return replace(limits or Limits(), **overrides)
@@ -120,7 +114,7 @@ def _stage(
         shutil.rmtree(directory)  # leftovers of an interrupted run
     if kind == "delta" and path.stat().st_size > limits.max_file_bytes:
         raise DeltaRejected(f"file is {path.stat().st_size} bytes, over the limit of {limits.max_file_bytes} bytes")
-    final, directory = directory, directory.with_name(f"{directory.name}.building-{os.getpid()}-{uuid.uuid4().hex}")
+    final, directory = directory, private_temp(directory)  # published by one rename in _publish
     work = directory / "_work"
     work.mkdir(parents=True)
     staged = StagedDelta(business_date, path.name, sha256, kind, str(directory))

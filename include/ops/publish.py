@@ -23,6 +23,8 @@ from pathlib import Path
 
 import duckdb
 
+from include.atomic import private_temp
+
 log = logging.getLogger(__name__)
 
 SNAPSHOT_FORMAT = 2
@@ -123,7 +125,7 @@ def write_snapshot(con: duckdb.DuckDBPyConnection, target: Path, *, source_state
     new DuckDB file next to ``target``, then rename it over ``target`` (atomic). The data never
     passes through Python: the new file is attached to ``con`` and filled with CREATE TABLE AS."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    temporary = private_temp(target)
     alias = f"ops_snapshot_{uuid.uuid4().hex[:12]}"
     tables = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
     attached = False

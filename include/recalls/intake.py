@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
@@ -18,12 +17,13 @@ from typing import Any
 
 import duckdb
 
+from include.atomic import private_temp
 from include.landing.archive import Archive, ReceivedFile
 from include.mail.outbox import enqueue
 from include.recalls.notify import Manufacturer, ops_message, rejection_message, report_csv
 from include.recalls.spec import Code
 from include.recalls.state import MassFixGuard, apply_snapshot, check_mass_fix
-from include.recalls.validation import Finding, validate_recall_file
+from include.recalls.validation import DEFAULT_MAX_BYTES, DEFAULT_MAX_LINE_BYTES, Finding, validate_recall_file
 from include.scanning.clamd import scan_file
 
 log = logging.getLogger(__name__)
@@ -72,8 +72,8 @@ def check_file(
     first_of_day: bool,
     clamd_host: str,
     clamd_port: int,
-    max_bytes: int | None = None,
-    max_line_bytes: int | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> FileOutcome:
     """Scan, then (for the day's first file) validate and stage the accepted snapshot."""
     started = time.monotonic()
@@ -92,10 +92,12 @@ def check_file(
     if not first_of_day:
         outcome.problems = _as_dicts([Finding(Code.MULTIPLE_FILES, "an earlier file was uploaded the same day")])
         return outcome
-    options = {} if max_bytes is None else {"max_bytes": max_bytes}
-    if max_line_bytes is not None:
-        options["max_line_bytes"] = max_line_bytes
-    verdict = validate_recall_file(archive.read_bytes(received.sha256), received.original_name, **options)
+    verdict = validate_recall_file(
+        archive.read_bytes(received.sha256),
+        received.original_name,
+        max_bytes=max_bytes,
+        max_line_bytes=max_line_bytes,
+    )
     outcome.problems = _as_dicts(verdict.problems)
     outcome.warnings = _as_dicts(verdict.warnings)
     outcome.row_count = verdict.row_count
@@ -105,7 +107,7 @@ def check_file(
         )
         report_path.parent.mkdir(parents=True, exist_ok=True)
         # The stored copy is what the email attaches and the operations page serves: formula-safe.
-        temp = _temp_next_to(report_path)
+        temp = private_temp(report_path)
         temp.write_bytes(report_csv(verdict.report, max_rows=None))
         temp.replace(report_path)
         outcome.report_path = str(report_path)
@@ -116,19 +118,13 @@ def check_file(
             "snapshots", FEED, received.source, received.business_date, f"{received.sha256}.parquet"
         )
         snapshot_path.parent.mkdir(parents=True, exist_ok=True)
-        temp = _temp_next_to(snapshot_path)
+        temp = private_temp(snapshot_path)
         pq.write_table(verdict.snapshot, temp, compression="zstd")
         temp.replace(snapshot_path)
         outcome.snapshot_path = str(snapshot_path)
         outcome.status = "ACCEPTED"
     outcome.validation_seconds = round(time.monotonic() - started, 3)
     return outcome
-
-
-def _temp_next_to(path: Path) -> Path:
-    """A temp file of this process only: two runs of a day may stage the same file at once, and
-    a shared temp name would let one truncate the other's half-written file before the rename."""
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,11 @@ from typing import Any
 
 from include.landing.archive import Archive, ReceivedFile
 from include.recalls.notify import Manufacturer
+from include.recalls.spec import HEADERS
 
 ACME = Manufacturer("ACME", "Acme Motors", "recalls-team@acme.example")
 OPS = "data-ops@dvsa.example"
-HEADER = b"VIN,ManufacturerRecallCampaignReference,DVSACampaignReference,RecallCampaignStartDate\n"
+HEADER = (",".join(HEADERS) + "\n").encode()  # the spec's header line
 
 # Columns stamped with the wall clock (DEFAULT now(), durations): a rerun cannot reproduce them, so
 # the dump keeps only whether they are set.
@@ -25,7 +26,7 @@ VOLATILE_SUFFIXES = ("_at", "_seconds")
 KEPT_TIMES = {"received_at", "released_at"}  # copied from the manifest / operator, not the clock
 
 
-def warehouse_state(path: Path, keep: set[str] = KEPT_TIMES) -> dict[str, list[tuple]]:
+def warehouse_tables(path: Path, keep: set[str] = KEPT_TIMES) -> dict[str, list[tuple]]:
     """Every table of the warehouse, all rows, ordered: what 'identical' means in these tests."""
     from include.warehouse import read_only
 

@@ -11,7 +11,7 @@ import pytest
 from include.landing.archive import Archive
 from include.landing.sftp_inbox import LONDON, PROCESSED
 from tests.reliability import child
-from tests.reliability.faults import ACME, HEADER, OPS, start_child, wait_for, warehouse_state
+from tests.reliability.faults import ACME, HEADER, OPS, start_child, wait_for, warehouse_tables
 
 DAY = date(2026, 11, 2)
 GOOD = HEADER + b"LH7PRODCJEE012345,ABCCARS123,R/2026/123,2026-10-01\nABCCCX5RZUDE1234,ABCTRUCKS125,,2026-10-03\n"
@@ -75,7 +75,7 @@ def test_two_runs_of_the_same_day_at_once(sftp_service, smtp_service, clamd_serv
     (ref / "go").touch()
     child.recall_day(job_for(ref, sftp_service, smtp_service, clamd_service))
     expected_mail = sorted(m["X-Pipeline-Message-Key"] for m in smtp_service.messages())
-    expected_state = comparable(warehouse_state(ref / "warehouse.duckdb", keep={"released_at"}), ref)
+    expected_state = comparable(warehouse_tables(ref / "warehouse.duckdb", keep={"released_at"}), ref)
     expected_files = files_under(ref / "archive")
     assert len(expected_mail) == 1
     sftp_service.clear()
@@ -93,7 +93,7 @@ def test_two_runs_of_the_same_day_at_once(sftp_service, smtp_service, clamd_serv
         proc.join(timeout=30)
         assert proc.exitcode == 0
 
-    assert comparable(warehouse_state(both / "warehouse.duckdb", keep={"released_at"}), both) == expected_state
+    assert comparable(warehouse_tables(both / "warehouse.duckdb", keep={"released_at"}), both) == expected_state
     assert files_under(both / "archive") == expected_files  # one object per file, one manifest each
     assert sorted(m["X-Pipeline-Message-Key"] for m in smtp_service.messages()) == expected_mail  # sent once
     archive = Archive(both / "archive")

@@ -17,7 +17,7 @@ from include.mot import apply_delta, delta_file_name, stage_delta
 from include.recalls.intake import check_file, outcome_to_json, record_day
 from include.recalls.state import MassFixGuard
 from include.warehouse import connect
-from tests.reliability.faults import ACME, HEADER, OPS, archive_upload, run_and_kill, warehouse_state
+from tests.reliability.faults import ACME, HEADER, OPS, archive_upload, run_and_kill, warehouse_tables
 from tools import mot_samples as samples
 
 DAY1, DAY2 = date(2026, 11, 2), date(2026, 11, 3)
@@ -62,7 +62,7 @@ def recall_reference(recall_outcomes, tmp_path_factory) -> dict[str, list]:
     warehouse = tmp_path_factory.mktemp("recall-ref") / "warehouse.duckdb"
     for day in (DAY1, DAY2):
         _apply_recall_day(warehouse, day, recall_outcomes)
-    return warehouse_state(warehouse)
+    return warehouse_tables(warehouse)
 
 
 @pytest.mark.parametrize("point", RECALL_POINTS)
@@ -76,7 +76,7 @@ def recall_reference(recall_outcomes, tmp_path_factory) -> dict[str, list]:
 def test_recall_apply_killed(point, recall_outcomes, recall_reference, tmp_path):
     warehouse = tmp_path / "warehouse.duckdb"
     _apply_recall_day(warehouse, DAY1, recall_outcomes)
-    before = warehouse_state(warehouse)
+    before = warehouse_tables(warehouse)
     job = {
         "kind": "recall_apply",
         "warehouse": str(warehouse),
@@ -88,11 +88,11 @@ def test_recall_apply_killed(point, recall_outcomes, recall_reference, tmp_path)
     }
     run_and_kill(job, tmp_path, "recall")
 
-    after_kill = warehouse_state(warehouse)
+    after_kill = warehouse_tables(warehouse)
     assert after_kill == (recall_reference if point == "after_commit" else before)
 
     _apply_recall_day(warehouse, DAY2, recall_outcomes)  # the retry
-    assert warehouse_state(warehouse) == recall_reference
+    assert warehouse_tables(warehouse) == recall_reference
 
 
 def _mot_records(day: date) -> list:
@@ -131,7 +131,7 @@ def mot_reference(mot_staged, tmp_path_factory) -> dict[str, list]:
     warehouse = tmp_path_factory.mktemp("mot-ref") / "warehouse.duckdb"
     for day in (DAY1, DAY2):
         _apply_mot_day(warehouse, mot_staged[day])
-    return warehouse_state(warehouse)
+    return warehouse_tables(warehouse)
 
 
 @pytest.mark.parametrize("point", MOT_POINTS)
@@ -145,7 +145,7 @@ def mot_reference(mot_staged, tmp_path_factory) -> dict[str, list]:
 def test_mot_apply_killed(point, mot_staged, mot_reference, tmp_path):
     warehouse = tmp_path / "warehouse.duckdb"
     _apply_mot_day(warehouse, mot_staged[DAY1])
-    before = warehouse_state(warehouse)
+    before = warehouse_tables(warehouse)
     staged = mot_staged[DAY2]
     job = {
         "kind": "mot_apply",
@@ -157,8 +157,8 @@ def test_mot_apply_killed(point, mot_staged, mot_reference, tmp_path):
     }
     run_and_kill(job, tmp_path, "mot")
 
-    after_kill = warehouse_state(warehouse)
+    after_kill = warehouse_tables(warehouse)
     assert after_kill == (mot_reference if point == "after_commit" else before)
 
     _apply_mot_day(warehouse, staged)  # the retry
-    assert warehouse_state(warehouse) == mot_reference
+    assert warehouse_tables(warehouse) == mot_reference

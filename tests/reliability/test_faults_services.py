@@ -17,7 +17,7 @@ from include.recalls.intake import check_file, record_day
 from include.recalls.state import MassFixGuard
 from include.scanning.clamd import ScannerUnavailable
 from include.warehouse import connect
-from tests.reliability.faults import ACME, HEADER, OPS, archive_upload, start_child, wait_for, warehouse_state
+from tests.reliability.faults import ACME, HEADER, OPS, archive_upload, start_child, wait_for, warehouse_tables
 from tools.services.net import free_port
 
 DAY = date(2026, 11, 2)
@@ -106,8 +106,8 @@ def test_smtp_down_then_back(smtp, clamd_service, tmp_path):
 
     with connect(reference) as con:
         attempts_at = [r[0] for r in con.execute("DESCRIBE outbox").fetchall()].index("attempts")
-    assert without(warehouse_state(warehouse), "outbox", attempts_at) == without(
-        warehouse_state(reference), "outbox", attempts_at
+    assert without(warehouse_tables(warehouse), "outbox", attempts_at) == without(
+        warehouse_tables(reference), "outbox", attempts_at
     )
 
 
@@ -146,7 +146,7 @@ def test_clamd_down_then_back(clamd_service, tmp_path, monkeypatch):
     outcome.validation_seconds = 0.0
     warehouse = tmp_path / "warehouse.duckdb"
     record(warehouse, [outcome])
-    assert _paths_free(warehouse_state(warehouse), tmp_path) == _paths_free(warehouse_state(reference), tmp_path)
+    assert _paths_free(warehouse_tables(warehouse), tmp_path) == _paths_free(warehouse_tables(reference), tmp_path)
 
 
 def _paths_free(state, tmp_path: Path):
@@ -181,7 +181,7 @@ def test_warehouse_locked_by_another_writer(clamd_service, tmp_path):
     warehouse = tmp_path / "warehouse.duckdb"
     with connect(warehouse):
         pass  # an existing, migrated warehouse
-    before = warehouse_state(warehouse)
+    before = warehouse_tables(warehouse)
 
     release = tmp_path / "release"
     holder, holding = start_child(
@@ -218,6 +218,6 @@ def test_warehouse_locked_by_another_writer(clamd_service, tmp_path):
         holder.join(timeout=30)
     assert holder.exitcode == 0
     assert not thread.is_alive() and errors == []
-    after = warehouse_state(warehouse)
+    after = warehouse_tables(warehouse)
     assert after != before
-    assert _paths_free(after, tmp_path) == _paths_free(warehouse_state(reference), tmp_path)
+    assert _paths_free(after, tmp_path) == _paths_free(warehouse_tables(reference), tmp_path)

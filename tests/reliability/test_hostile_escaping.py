@@ -15,11 +15,11 @@ import pytest
 from include.landing.archive import Archive, ReceivedFile
 from include.mail.outbox import SmtpSettings, deliver_pending
 from include.recalls.intake import check_file, record_day
-from include.recalls.notify import Manufacturer, report_csv, spreadsheet_safe
+from include.recalls.notify import report_csv, spreadsheet_safe
 from include.recalls.state import MassFixGuard
 from include.warehouse import connect
+from tests.reliability.faults import ACME
 
-ACME = Manufacturer("ACME", "Acme Motors", "recalls-team@acme.example")
 DAY = date(2026, 10, 7)
 HEADERS = ["VIN", "ManufacturerRecallCampaignReference", "DVSACampaignReference", "RecallCampaignStartDate"]
 SCRIPT = '<script>alert("x")</script>'

@@ -26,11 +26,11 @@ from aiosmtpd.smtp import AuthResult
 from fastapi.testclient import TestClient
 
 from tests.conftest import AIRFLOW_TEST_HOME, MANUFACTURERS, OPS_EMAIL
+from tests.reliability.faults import HEADER
 from tools.services.smtp import EmlFolderHandler, StoredMessage, free_port, read_stored
 
 LONDON = ZoneInfo("Europe/London")
 DAY = date(2026, 11, 9)
-HEADER = b"VIN,ManufacturerRecallCampaignReference,DVSACampaignReference,RecallCampaignStartDate\n"
 INJECTION = "'); DROP TABLE recalls; --"
 ACME_FILE_NAME = "acme');DROP_TABLE_recall_files;--.csv"
 ACME_FILE = HEADER + f'"{INJECTION}",ACMEREF1,R/2026/1,2026-10-01\nLH7PRODCJEE012345,ACMEREF2,,2026-10-02\n'.encode()
