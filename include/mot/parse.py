@@ -161,20 +161,32 @@ def locate_syntax_error(segment: Segment, limits: Limits) -> tuple[int, str] | N
     return None
 
 
-def read_segment(con: duckdb.DuckDBPyConnection, segment: Segment, limits: Limits) -> str:
-    """Load one segment into ``mot_seg_records``; returns which path was used.
+def read_and_flatten(
+    con: duckdb.DuckDBPyConnection, segment: Segment, limits: Limits, params: dict[str, object]
+) -> str:
+    """Flatten one segment into ``mot_seg_vehicles`` / ``_tests`` / ``_defects``; returns the path used.
 
-    Raises DeltaRejected (with part and line) when the segment is not JSON lines at all.
+    The fast path exposes the segment as a *view* (``read_typed.sql``), so each flatten query
+    scans the file for just the columns it needs: the vehicle columns without converting the
+    nested tests (a fraction of the cost), then the tests once. That beats materialising every
+    record as a nested table and scanning it twice. A field of the wrong shape makes the typed
+    scan fail; the segment is then read by ``read_fallback.sql`` into a table that flags such
+    records for quarantine. Raises DeltaRejected (with part and line) when the segment is not
+    JSON lines at all.
     """
     common = {"path": sql_literal(segment.path), "max_object_size": str(limits.max_line_bytes + 16)}
+    con.execute(_fill(sql_text("read_typed.sql"), columns=_columns_literal(False), **common))
     try:
-        con.execute(_fill(sql_text("read_typed.sql"), columns=_columns_literal(False), **common))
+        _flatten(con, params)
         return "typed"
     except duckdb.Error as exc:
         message = str(exc)
         if "transform" not in message.lower() and "expected" not in message.lower():
-            line, why = locate_syntax_error(segment, limits)
-            raise DeltaRejected(why, part=segment.part, line=line) from exc
+            found = locate_syntax_error(segment, limits)
+            if found is None:
+                raise
+            raise DeltaRejected(found[1], part=segment.part, line=found[0]) from exc
+    con.execute("DROP VIEW mot_seg_records")
     try:
         con.execute(
             _fill(
@@ -189,7 +201,13 @@ def read_segment(con: duckdb.DuckDBPyConnection, segment: Segment, limits: Limit
         )
     except duckdb.Error as exc:
         _reject_at_syntax_error(segment, limits, exc)
+    _flatten(con, params)
     return "fallback"
+
+
+def _flatten(con: duckdb.DuckDBPyConnection, params: dict[str, object]) -> None:
+    _run(con, sql_text("flatten_vehicles.sql"), params)
+    _run(con, sql_text("flatten_tests.sql"), params)
 
 
 def _reject_at_syntax_error(segment: Segment, limits: Limits, exc: duckdb.Error) -> None:
@@ -263,13 +281,10 @@ def parse_segment(
     quarantine rows (reason, part, line, raw text); nothing else about the file is decided here.
     """
     clock = _Clock()
-    path_used = read_segment(con, segment, limits)
-    clock.lap("read")
     rec_base = (segment.part_index << PART_SHIFT) + (segment.index << SEGMENT_SHIFT)
     params = {"rec_base": rec_base, "default_modification": "CREATED" if kind == "bulk" else None}
-    _run(con, sql_text("flatten_vehicles.sql"), params)
-    _run(con, sql_text("flatten_tests.sql"), params)
-    clock.lap("flatten")
+    path_used = read_and_flatten(con, segment, limits, params)
+    clock.lap("read_flatten")
 
     record_count = con.execute("SELECT count(*) FROM mot_seg_vehicles").fetchall()[0][0]
     record_lines = segment.record_lines()
@@ -337,7 +352,8 @@ def parse_segment(
         con.unregister("mot_seg_quarantined")
     if lines_join:
         con.unregister("mot_seg_lines")
-    for table in ("mot_seg_records", "mot_seg_suspects", "mot_seg_vehicles", "mot_seg_tests", "mot_seg_defects"):
+    con.execute("DROP VIEW mot_seg_records" if path_used == "typed" else "DROP TABLE mot_seg_records")
+    for table in ("mot_seg_suspects", "mot_seg_vehicles", "mot_seg_tests", "mot_seg_defects"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
     return SegmentResult(
         part=segment.part,
