@@ -377,12 +377,39 @@ class _SegmentWriter:
 
     def feed(self, data: bytes, *, final: bool = False) -> list[Segment]:
         """Take decompressed bytes; returns the segments that filled up (usually none)."""
-        buf = self.carry + data if self.carry else data
-        cut = buf.rfind(b"\n") + 1
-        if final and cut < len(buf):
-            buf += b"\n"
-            cut = len(buf)
-        complete, self.carry = buf[:cut], buf[cut:]
+        done: list[Segment] = []
+        for complete in self._complete_lines(data, final):
+            done += self._write_complete(complete, final)
+        if len(self.carry) > self.limits.max_line_bytes:
+            raise DeltaRejected(
+                f"line longer than {self.limits.max_line_bytes} bytes", part=self.part.name, line=self.next_line
+            )
+        return done
+
+    def _complete_lines(self, data: bytes, final: bool) -> list[bytes]:
+        """The complete lines of carry + ``data``, copying each byte at most once.
+
+        Joining the carried partial line to a 16 MiB chunk and then cutting off the new partial
+        line would copy the chunk twice; only the short line that straddles the two is joined.
+        """
+        if final:
+            tail = self.carry + data
+            self.carry = b""
+            if tail and not tail.endswith(b"\n"):
+                tail += b"\n"
+            return [tail] if tail else []
+        last = data.rfind(b"\n")
+        if last < 0:
+            self.carry += data
+            return []
+        first_end = data.find(b"\n") + 1
+        pieces = [self.carry + data[:first_end]] if self.carry else [data[:first_end]]
+        if first_end <= last:
+            pieces.append(data[first_end : last + 1])
+        self.carry = data[last + 1 :]
+        return pieces
+
+    def _write_complete(self, complete: bytes, final: bool) -> list[Segment]:
         done: list[Segment] = []
         while complete:
             room = self.limits.segment_bytes - self.seg_bytes
@@ -395,10 +422,6 @@ class _SegmentWriter:
             if self.seg_bytes >= self.limits.segment_bytes and (complete or not final):
                 done.append(self._close_segment())
                 self._open_segment()
-        if len(self.carry) > self.limits.max_line_bytes:
-            raise DeltaRejected(
-                f"line longer than {self.limits.max_line_bytes} bytes", part=self.part.name, line=self.next_line
-            )
         return done
 
     def finish(self) -> list[Segment]:

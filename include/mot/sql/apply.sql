@@ -206,10 +206,11 @@ LEFT JOIN mot_tests_shadowed s
 WHERE r.rk > 1;
 
 -- step: replace_tests
+-- (an anti join, not EXCEPT: mot_aff_tests is already distinct and the owners kept are few,
+-- so this probes a tiny hash table instead of hashing every affected test number again)
 CREATE OR REPLACE TEMP TABLE mot_replace_tests AS
 SELECT mot_test_number FROM mot_aff_tests
-EXCEPT
-SELECT mot_test_number FROM mot_ranked WHERE rk = 1 AND src = 'owner';
+ANTI JOIN (SELECT mot_test_number FROM mot_ranked WHERE rk = 1 AND src = 'owner') o USING (mot_test_number);
 
 DELETE FROM mot_defects WHERE mot_test_number IN (SELECT mot_test_number FROM mot_replace_tests);
 

@@ -12,26 +12,30 @@ SELECT
     mot_reg(coalesce(t.regMarkTimeOfTest, t.registrationAtTimeOfTest)) AS registration_at_time_of_test,
     mot_text(t.completedDate) AS completed_date_raw,
     mot_timestamp(t.completedDate) AS completed_date,
-    mot_enum(t.testResult) AS test_result,
+    mot_enum_of(t.testResult, ['PASSED', 'FAILED']) AS test_result,
     mot_text(t.expiryDate) AS expiry_date_raw,
     mot_date(t.expiryDate) AS expiry_date,
     mot_text(t.odometerValue) AS odometer_value_raw,
     mot_odometer(t.odometerValue) AS odometer_value,
-    mot_enum(t.odometerUnit) AS odometer_unit,
+    mot_enum_of(t.odometerUnit, ['MI', 'KM']) AS odometer_unit,
     mot_odometer_result(t.odometerResultType) AS odometer_result_type,
-    mot_enum(t.dataSource) AS data_source,
+    mot_enum_of(t.dataSource, ['DVSA', 'DVLA', 'DVA NI', 'CVS']) AS data_source,
     t.defects AS defects
 FROM (
-    SELECT $rec_base + ordinal AS rec, mot_reg(registration) AS registration, unnest(motTests) AS t
-    FROM mot_seg_records
-    WHERE motTests IS NOT NULL
+    -- the registration is normalised once per record, before the unnest repeats it per test
+    SELECT rec, registration, unnest(motTests) AS t
+    FROM (
+        SELECT $rec_base + ordinal AS rec, mot_reg(registration) AS registration, motTests
+        FROM mot_seg_records
+        WHERE motTests IS NOT NULL
+    )
 );
 
 CREATE OR REPLACE TEMP TABLE mot_seg_defects AS
 SELECT
     rec,
     mot_test_number,
-    mot_enum(d.type) AS type,
+    mot_enum_of(d.type, ['ADVISORY', 'FAIL', 'MAJOR', 'MINOR', 'DANGEROUS', 'PRS', 'USER ENTERED']) AS type,
     mot_text(d.text) AS text,
     mot_text(d.dangerous) AS dangerous_raw,
     TRY_CAST(mot_text(d.dangerous) AS BOOLEAN) AS dangerous

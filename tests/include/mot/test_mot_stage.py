@@ -238,3 +238,27 @@ def test_two_stagings_of_the_same_delivery_at_once_agree(tmp_path):
     assert StagedDelta.load(first.directory).vehicles == first.vehicles
     leftovers = [p.name for p in Path(first.directory).parent.iterdir() if p != Path(first.directory)]
     assert leftovers == []
+
+
+def test_normalisation_fast_paths_give_exactly_the_general_result():
+    """mot_text, mot_enum_of and mot_odometer_result skip work for values already clean; they must
+    agree with the plain definitions on every value, including Unicode spaces that trim() strips."""
+    from itertools import product
+
+    from include.mot.parse import staging_connection
+
+    pieces = [" ", "a", "É", "\u00a0", "\u3000", "\u2009", "\t", "\u200b", "ok", "OK", "read", "READ", "x y"]
+    values = ["".join(p) for n in range(4) for p in product(pieces, repeat=n)] + [None]
+    con = staging_connection(threads=1)
+    con.execute("CREATE TEMP TABLE v AS SELECT unnest($values) AS x", {"values": values})
+    disagreeing = con.execute(
+        """
+        SELECT x FROM v
+        WHERE mot_text(x) IS DISTINCT FROM nullif(trim(x), '')
+           OR mot_enum_of(x, ['OK', 'READ', 'X Y']) IS DISTINCT FROM mot_enum(x)
+           OR mot_odometer_result(x) IS DISTINCT FROM
+              CASE WHEN mot_enum(x) = 'OK' THEN 'READ' ELSE replace(mot_enum(x), ' ', '_') END
+        """
+    ).fetchall()
+    assert len(values) > 2000
+    assert disagreeing == []
