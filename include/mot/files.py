@@ -412,14 +412,14 @@ class _SegmentWriter:
     def _write_complete(self, complete: bytes, final: bool) -> list[Segment]:
         done: list[Segment] = []
         while complete:
-            room = self.limits.segment_bytes - self.seg_bytes
+            room = self._segment_target() - self.seg_bytes
             if len(complete) <= room:
                 piece, complete = complete, b""
             else:
                 split = complete.rfind(b"\n", 0, max(room, 1)) + 1 or complete.find(b"\n") + 1
                 piece, complete = complete[:split], complete[split:]
             self._write_lines(piece)
-            if self.seg_bytes >= self.limits.segment_bytes and (complete or not final):
+            if self.seg_bytes >= self._segment_target() and (complete or not final):
                 done.append(self._close_segment())
                 self._open_segment()
         return done
@@ -428,6 +428,16 @@ class _SegmentWriter:
         done = self.feed(b"", final=True)
         done.append(self._close_segment())
         return done
+
+    def _segment_target(self) -> int:
+        """Bytes in the current segment before it is handed over.
+
+        The very first segment of a file is a quarter size: parsing waits for it, so a small
+        one puts the second core to work sooner; later ones are full size.
+        """
+        if self.part_index == 0 and self.segment_index == 0:
+            return max(self.limits.segment_bytes // 4, 1)
+        return self.limits.segment_bytes
 
     def _write_lines(self, buf: bytes) -> None:
         newlines = _newline_positions(buf)
