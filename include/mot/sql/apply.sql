@@ -47,43 +47,36 @@ WITH effective AS (
     QUALIFY row_number() OVER (PARTITION BY registration, business_date ORDER BY source_rank DESC) = 1
 ),
 with_previous AS (
+    -- one lag of the whole attribute row, not one per column: a window function each made
+    -- this the slowest step of the apply
     SELECT
         *,
-        lag(modification) OVER w AS p_modification,
-        lag(make) OVER w AS p_make,
-        lag(model) OVER w AS p_model,
-        lag(primary_colour) OVER w AS p_primary_colour,
-        lag(secondary_colour) OVER w AS p_secondary_colour,
-        lag(fuel_type) OVER w AS p_fuel_type,
-        lag(engine_size) OVER w AS p_engine_size,
-        lag(first_used_date) OVER w AS p_first_used_date,
-        lag(registration_date) OVER w AS p_registration_date,
-        lag(manufacture_date) OVER w AS p_manufacture_date,
-        lag(last_mot_test_date) OVER w AS p_last_mot_test_date,
-        lag(data_source) OVER w AS p_data_source
+        lag(struct_pack(
+            modification, make, model, primary_colour, secondary_colour, fuel_type, engine_size,
+            first_used_date, registration_date, manufacture_date, last_mot_test_date, data_source
+        )) OVER (PARTITION BY registration ORDER BY business_date) AS p
     FROM effective
-    WINDOW w AS (PARTITION BY registration ORDER BY business_date)
 )
 SELECT
     registration, business_date, source_rank, modification,
     make, model, primary_colour, secondary_colour, fuel_type, engine_size,
     first_used_date, registration_date, manufacture_date, last_mot_test_date, data_source,
     CASE
-        WHEN p_modification IS NULL THEN true
-        WHEN modification = 'DELETED' THEN p_modification <> 'DELETED'
-        WHEN p_modification = 'DELETED' THEN true
+        WHEN p IS NULL THEN true
+        WHEN modification = 'DELETED' THEN p.modification <> 'DELETED'
+        WHEN p.modification = 'DELETED' THEN true
         WHEN modification = 'CREATED' THEN true
-        ELSE make IS DISTINCT FROM p_make
-            OR model IS DISTINCT FROM p_model
-            OR primary_colour IS DISTINCT FROM p_primary_colour
-            OR secondary_colour IS DISTINCT FROM p_secondary_colour
-            OR fuel_type IS DISTINCT FROM p_fuel_type
-            OR engine_size IS DISTINCT FROM p_engine_size
-            OR first_used_date IS DISTINCT FROM p_first_used_date
-            OR registration_date IS DISTINCT FROM p_registration_date
-            OR manufacture_date IS DISTINCT FROM p_manufacture_date
-            OR last_mot_test_date IS DISTINCT FROM p_last_mot_test_date
-            OR data_source IS DISTINCT FROM p_data_source
+        ELSE make IS DISTINCT FROM p.make
+            OR model IS DISTINCT FROM p.model
+            OR primary_colour IS DISTINCT FROM p.primary_colour
+            OR secondary_colour IS DISTINCT FROM p.secondary_colour
+            OR fuel_type IS DISTINCT FROM p.fuel_type
+            OR engine_size IS DISTINCT FROM p.engine_size
+            OR first_used_date IS DISTINCT FROM p.first_used_date
+            OR registration_date IS DISTINCT FROM p.registration_date
+            OR manufacture_date IS DISTINCT FROM p.manufacture_date
+            OR last_mot_test_date IS DISTINCT FROM p.last_mot_test_date
+            OR data_source IS DISTINCT FROM p.data_source
     END AS opens
 FROM with_previous;
 
@@ -134,12 +127,18 @@ FROM mot_stg_tests t
 SEMI JOIN mot_new_events n ON n.rec = t.rec
 SEMI JOIN (SELECT registration FROM mot_x WHERE modification <> 'DELETED') x ON x.registration = t.registration;
 
+-- one row per affected test number; new_candidates counts this file's records holding it, so
+-- the numbers claimed twice within the file come out of the same aggregation
 CREATE OR REPLACE TEMP TABLE mot_aff_tests AS
-SELECT mot_test_number FROM mot_tests WHERE registration IN (SELECT registration FROM mot_x)
-UNION
-SELECT mot_test_number FROM mot_tests_shadowed WHERE registration IN (SELECT registration FROM mot_x)
-UNION
-SELECT mot_test_number FROM mot_cand_new;
+SELECT mot_test_number, count(*) FILTER (WHERE is_new) AS new_candidates
+FROM (
+    SELECT mot_test_number, false AS is_new FROM mot_tests WHERE registration IN (SELECT registration FROM mot_x)
+    UNION ALL
+    SELECT mot_test_number, false FROM mot_tests_shadowed WHERE registration IN (SELECT registration FROM mot_x)
+    UNION ALL
+    SELECT mot_test_number, true FROM mot_cand_new
+)
+GROUP BY mot_test_number;
 
 -- step: test_owners
 -- every vehicle whose latest record holds an affected test competes for it: newest record
@@ -156,9 +155,8 @@ SELECT mot_test_number FROM mot_tests_shadowed
 WHERE mot_test_number IN (SELECT mot_test_number FROM mot_aff_tests)
   AND registration NOT IN (SELECT registration FROM mot_x)
 UNION
-SELECT mot_test_number FROM mot_cand_new
-WHERE mot_test_number IS NOT NULL
-GROUP BY mot_test_number HAVING count(*) > 1;
+SELECT mot_test_number FROM mot_aff_tests
+WHERE mot_test_number IS NOT NULL AND new_candidates > 1;
 
 CREATE OR REPLACE TEMP TABLE mot_ranked AS
 SELECT
