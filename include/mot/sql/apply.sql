@@ -227,15 +227,23 @@ SELECT
 FROM mot_cand_new
 WHERE mot_test_number IS NOT NULL AND mot_test_number NOT IN (SELECT mot_test_number FROM mot_contested);
 
+-- the defects of the tests just inserted. A defect carries its record and test number, and a
+-- candidate test is any test of a candidate record (new_events, latest and not DELETED), so
+-- the uncontested ones are found by record (a semi join on the ~records, not on every test
+-- key); the contested numbers this file won come from mot_ranked.
 INSERT INTO mot_defects
 SELECT d.mot_test_number, d.type, d.text, d.dangerous
 FROM mot_stg_defects d
 SEMI JOIN (
-    SELECT rec, mot_test_number FROM mot_ranked WHERE rk = 1 AND src = 'new'
-    UNION ALL
-    SELECT rec, mot_test_number FROM mot_cand_new
-    WHERE mot_test_number IS NOT NULL AND mot_test_number NOT IN (SELECT mot_test_number FROM mot_contested)
-) r
+    SELECT n.rec
+    FROM mot_new_events n
+    SEMI JOIN (SELECT registration FROM mot_x WHERE modification <> 'DELETED') x USING (registration)
+) c USING (rec)
+WHERE d.mot_test_number IS NOT NULL AND d.mot_test_number NOT IN (SELECT mot_test_number FROM mot_contested)
+UNION ALL
+SELECT d.mot_test_number, d.type, d.text, d.dangerous
+FROM mot_stg_defects d
+SEMI JOIN (SELECT rec, mot_test_number FROM mot_ranked WHERE rk = 1 AND src = 'new') r
     ON r.rec = d.rec AND r.mot_test_number = d.mot_test_number;
 
 INSERT INTO mot_defects
