@@ -166,14 +166,17 @@ SELECT
         ORDER BY record_date DESC, (registration IS NOT DISTINCT FROM registration_at_time_of_test) DESC, registration
     ) AS rk
 FROM (
+    -- (the old holders of an affected number are exactly what made it contested, and
+    -- mot_contested is a subset of mot_aff_tests: filtering on it is the same set, and nearly
+    -- free when nothing is contested)
     SELECT 'owner' AS src, CAST(NULL AS BIGINT) AS rec, t.*
     FROM mot_tests t
-    WHERE t.mot_test_number IN (SELECT mot_test_number FROM mot_aff_tests)
+    WHERE t.mot_test_number IN (SELECT mot_test_number FROM mot_contested)
       AND t.registration NOT IN (SELECT registration FROM mot_x)
     UNION ALL BY NAME
     SELECT 'shadow' AS src, CAST(NULL AS BIGINT) AS rec, s.* EXCLUDE (defects)
     FROM mot_tests_shadowed s
-    WHERE s.mot_test_number IN (SELECT mot_test_number FROM mot_aff_tests)
+    WHERE s.mot_test_number IN (SELECT mot_test_number FROM mot_contested)
       AND s.registration NOT IN (SELECT registration FROM mot_x)
     UNION ALL BY NAME
     SELECT 'new' AS src, c.*, CAST($business_date AS DATE) AS record_date
