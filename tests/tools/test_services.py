@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import smtplib
 import socket
@@ -15,6 +16,7 @@ import stat
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from email.message import EmailMessage
 from pathlib import Path
@@ -464,18 +466,22 @@ def test_bootstrap_is_a_no_op_when_clamd_is_installed(
 )
 def test_bootstrap_without_privileges_warns_or_fails_clearly() -> None:
     """A normal user without sudo cannot install clamd: warning for the demo, error for tests."""
-    base = [
-        "setpriv",
-        "--reuid=nobody",
-        "--regid=nogroup",
-        "--clear-groups",
-        "bash",
-        str(REPO_ROOT / "tools/bootstrap_system.sh"),
-    ]
-    env = dict(os.environ, CLAMD_BIN="/nonexistent/clamd")
-    demo = subprocess.run(base, env=env, capture_output=True, text=True, check=False)
+    # the checkout may sit in a directory only root can enter (a private temp dir): run a copy
+    # of the (self-contained) script from a folder the unprivileged user can read
+    readable = Path(tempfile.mkdtemp(prefix="bootstrap-"))
+    try:
+        readable.chmod(0o755)
+        script = readable / "bootstrap_system.sh"
+        shutil.copyfile(REPO_ROOT / "tools/bootstrap_system.sh", script)
+        script.chmod(0o644)
+        base = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "bash", str(script)]
+        env = dict(os.environ, CLAMD_BIN="/nonexistent/clamd")
+        run = {"env": env, "capture_output": True, "text": True, "check": False, "cwd": "/"}
+        demo = subprocess.run(base, **run)
+        tests = subprocess.run([*base, "--require-clamd"], **run)
+    finally:
+        shutil.rmtree(readable, ignore_errors=True)
     assert demo.returncode == 0, demo.stderr
     assert "WARNING" in demo.stderr and "development EICAR-only scanner" in demo.stderr
-    tests = subprocess.run([*base, "--require-clamd"], env=env, capture_output=True, text=True, check=False)
     assert tests.returncode == 1
     assert "ERROR" in tests.stderr and "cannot run without it" in tests.stderr
