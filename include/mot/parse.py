@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import NoReturn
 
 import duckdb
 import numpy as np
@@ -182,10 +183,7 @@ def read_and_flatten(
     except duckdb.Error as exc:
         message = str(exc)
         if "transform" not in message.lower() and "expected" not in message.lower():
-            found = locate_syntax_error(segment, limits)
-            if found is None:
-                raise
-            raise DeltaRejected(found[1], part=segment.part, line=found[0]) from exc
+            _reject_at_syntax_error(segment, limits, exc)
     con.execute("DROP VIEW mot_seg_records")
     try:
         con.execute(
@@ -210,7 +208,7 @@ def _flatten(con: duckdb.DuckDBPyConnection, params: dict[str, object]) -> None:
     _run(con, sql_text("flatten_tests.sql"), params)
 
 
-def _reject_at_syntax_error(segment: Segment, limits: Limits, exc: duckdb.Error) -> None:
+def _reject_at_syntax_error(segment: Segment, limits: Limits, exc: duckdb.Error) -> NoReturn:
     """Turn a failed scan into a rejection naming the line; re-raise if no line is at fault."""
     found = locate_syntax_error(segment, limits)
     if found is None:

@@ -19,7 +19,7 @@ SELECT
     mot_odometer(t.odometerValue) AS odometer_value,
     mot_enum_of(t.odometerUnit, ['MI', 'KM']) AS odometer_unit,
     mot_odometer_result(t.odometerResultType) AS odometer_result_type,
-    mot_enum_of(t.dataSource, ['DVSA', 'DVLA', 'DVA NI', 'CVS']) AS data_source,
+    mot_data_source(t.dataSource) AS data_source,
     t.defects AS defects
 FROM (
     -- the registration is normalised once per record, before the unnest repeats it per test

@@ -23,6 +23,6 @@ SELECT
     mot_date(manufactureDate) AS manufacture_date,
     mot_text(lastMotTestDate) AS last_mot_test_date_raw,
     mot_timestamp(lastMotTestDate) AS last_mot_test_date,
-    mot_enum_of(dataSource, ['DVSA', 'DVLA', 'DVA NI', 'CVS']) AS data_source,
+    mot_data_source(dataSource) AS data_source,
     structure_error
 FROM mot_seg_records;

@@ -22,6 +22,9 @@ CREATE OR REPLACE TEMP MACRO mot_enum(x) AS nullif(upper(trim(x)), '');
 CREATE OR REPLACE TEMP MACRO mot_enum_of(x, canonical) AS
     CASE WHEN list_contains(canonical, x) THEN x ELSE mot_enum(x) END;
 
+-- dataSource, on vehicles and on tests: dvsa/dvla/DVSA/"DVA NI"/CVS in DVSA's examples.
+CREATE OR REPLACE TEMP MACRO mot_data_source(x) AS mot_enum_of(x, ['DVSA', 'DVLA', 'DVA NI', 'CVS']);
+
 -- Registration marks: upper case without spaces (the consumer key of a vehicle).
 CREATE OR REPLACE TEMP MACRO mot_reg(x) AS nullif(upper(replace(trim(x), ' ', '')), '');
 
