@@ -77,6 +77,26 @@ def _airflow(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return done
 
 
+def _create_backfill(*args: str, env: dict[str, str], attempts: int = 5) -> None:
+    """`airflow backfill create`, retried the way an operator would on SQLite's lock error.
+
+    The dag-processor keeps writing to the SQLite metadata DB. Backfill creation reads inside a
+    SAVEPOINT and then inserts. If another process commits in between, SQLite fails the
+    transaction at once with "database is locked" (a stale WAL snapshot, so the busy timeout
+    does not apply). Airflow then deletes the partial backfill so that it can be created again
+    (`airflow.models.backfill._cleanup_partial_backfill`). Postgres, used in docker-compose,
+    does not fail this way. Any other error fails the test.
+    """
+    command = [sys.executable, "-m", "airflow", "backfill", "create", *args]
+    for attempt in range(1, attempts + 1):
+        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        if done.returncode == 0:
+            return
+        output = done.stdout[-3000:] + done.stderr[-3000:]
+        assert "database is locked" in output and attempt < attempts, f"backfill create failed:\n{output}"
+        time.sleep(2)
+
+
 def _wait_for_backfill(db: Path, dag_id: str, timeout: float) -> list[tuple]:
     """Wait until the scheduler marks the backfill complete; returns (logical_date, state, reason)."""
     deadline = time.monotonic() + timeout
@@ -163,9 +183,7 @@ def test_backfill_out_of_order_with_local_executor_equals_in_order(pipeline, air
         assert time.monotonic() < deadline, f"DAG never parsed; see {logs}"
         time.sleep(3)
     _airflow("dags", "unpause", "recalls_daily", env=env)
-    _airflow(
-        "backfill",
-        "create",
+    _create_backfill(
         "--dag-id",
         "recalls_daily",
         "--from-date",
