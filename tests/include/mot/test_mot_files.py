@@ -182,3 +182,39 @@ def test_nesting_depth_limit_reports_its_line(tmp_path):
         segments(path, tmp_path, max_depth=32)
     assert err.value.line == 3
     assert len(segments(path, tmp_path / "again", max_depth=64)) == 1
+
+
+def _nesting(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_nesting(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_nesting(v) for v in value), default=0)
+    return 0
+
+
+def test_depth_scan_agrees_with_parsed_nesting_on_tricky_strings():
+    """The fast scan drops quote pairs and escapes before counting: it must still find exactly
+    the first line parsed JSON says is too deep, with brackets, quotes and backslashes in strings."""
+    import json
+    import random
+
+    rng = random.Random(5)
+    alphabet = ['"', "\\", "[", "]", "{", "}", "a", " ", "é", '\\"', "[[", "]]"]
+
+    def text() -> str:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 6)))
+
+    def value(depth: int) -> object:
+        roll = rng.random()
+        if depth > 12 or roll < 0.3:
+            return text()
+        if roll < 0.65:
+            return [value(depth + 1) for _ in range(rng.randrange(0, 3))]
+        return {text(): value(depth + 1) for _ in range(rng.randrange(0, 3))}
+
+    for _ in range(300):
+        records = [{"registration": text(), "x": value(0)} for _ in range(rng.randrange(1, 6))]
+        buf = b"".join(json.dumps(r, ensure_ascii=rng.random() < 0.5).encode() + b"\n" for r in records)
+        limit = rng.randrange(2, 9)
+        expected = next((i for i, r in enumerate(records) if _nesting(r) > limit), None)
+        assert files._first_too_deep(buf, limit) == expected, buf
