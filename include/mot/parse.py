@@ -330,18 +330,11 @@ def parse_segment(
                    v.data_source
             FROM mot_seg_vehicles v {lines_join}
             {anti_join}""",
-        # defects_digest: see parse_macros.sql; grouped by (record, test number), the key the
-        # apply stores defects under
         "tests": f"""
             SELECT t.rec, t.registration, t.mot_test_number, t.registration_at_time_of_test, t.completed_date,
                    t.test_result, t.expiry_date, t.odometer_value, t.odometer_unit, t.odometer_result_type,
-                   t.data_source, coalesce(g.defects_digest, 0) AS defects_digest
-            FROM mot_seg_tests t {anti_join}
-            LEFT JOIN (
-                SELECT rec, mot_test_number, mot_defects_digest(type, text, dangerous) AS defects_digest
-                FROM mot_seg_defects
-                GROUP BY rec, mot_test_number
-            ) g ON g.rec = t.rec AND g.mot_test_number = t.mot_test_number""",
+                   t.data_source
+            FROM mot_seg_tests t {anti_join}""",
         "defects": f"""
             SELECT d.rec, d.mot_test_number, d.type, d.text, d.dangerous
             FROM mot_seg_defects d {anti_join}""",

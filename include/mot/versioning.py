@@ -85,12 +85,6 @@ def _load_staged(con: duckdb.DuckDBPyConnection, staged: StagedDelta) -> None:
         if not paths:
             raise ValueError(f"staged delivery {staged.directory} has no {table} files")
         con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM read_parquet({_parquet_list(paths)})")
-    with_digest = con.execute(
-        "SELECT count(DISTINCT file_name) FROM parquet_schema(?) WHERE name = 'defects_digest'", [staged.tests]
-    ).fetchone()[0]
-    if with_digest < len(set(staged.tests)):
-        script = sql_text("staged_tests_digest.sql")
-        con.execute(script.format(tests=_parquet_list(staged.tests), defects=_parquet_list(staged.defects)))
 
 
 _TEMP_TABLES = (
@@ -104,7 +98,6 @@ _TEMP_TABLES = (
     "mot_contested",
     "mot_ranked",
     "mot_new_shadows",
-    "mot_unchanged",
     "mot_replace_tests",
 )
 

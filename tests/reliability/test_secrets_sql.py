@@ -39,8 +39,6 @@ ALLOWED = {
         "table",  # one of _TEMP_TABLES
         "view",  # one of _STAGED_VIEWS
         "_parquet_list(paths)",  # our own staging paths, each quoted by sql_literal
-        "_parquet_list(staged.tests)",  # the same, for staged_tests_digest.sql
-        "_parquet_list(staged.defects)",  # the same, for staged_tests_digest.sql
         "assignments",  # "<column> = ?" for the fixed _AUDIT_COLUMNS
         "', '.join(columns)",  # the fixed audit column names
         "', '.join(('?' for _ in columns))",  # placeholders

@@ -206,71 +206,29 @@ LEFT JOIN mot_tests_shadowed s
     ON r.src = 'shadow' AND s.mot_test_number = r.mot_test_number AND s.registration = r.registration
 WHERE r.rk > 1;
 
--- step: unchanged_tests
--- An uncontested candidate equal to the row the same vehicle already holds (every attribute
--- and the defects digest staged with it, see migration 011) is the same test: it stays, with
--- its defects, and only its record_date moves to this record below. An UPDATED record usually
--- repeats its whole history with one new test, so this spares deleting and inserting nearly
--- every test and defect of the vehicles already known. (Joined on the number alone, the rest
--- compared after: hashing every compared column in the join cost more than the join itself.)
-CREATE OR REPLACE TEMP TABLE mot_unchanged AS
-SELECT c.mot_test_number
-FROM mot_cand_new c
-JOIN mot_tests t ON t.mot_test_number = c.mot_test_number
-WHERE c.mot_test_number NOT IN (SELECT mot_test_number FROM mot_contested)
-  AND coalesce(
-      t.registration = c.registration
-      AND t.defects_digest = c.defects_digest
-      AND coalesce(t.registration_at_time_of_test = c.registration_at_time_of_test,
-                   t.registration_at_time_of_test IS NULL AND c.registration_at_time_of_test IS NULL)
-      AND coalesce(t.completed_date = c.completed_date, t.completed_date IS NULL AND c.completed_date IS NULL)
-      AND coalesce(t.test_result = c.test_result, t.test_result IS NULL AND c.test_result IS NULL)
-      AND coalesce(t.expiry_date = c.expiry_date, t.expiry_date IS NULL AND c.expiry_date IS NULL)
-      AND coalesce(t.odometer_value = c.odometer_value, t.odometer_value IS NULL AND c.odometer_value IS NULL)
-      AND coalesce(t.odometer_unit = c.odometer_unit, t.odometer_unit IS NULL AND c.odometer_unit IS NULL)
-      AND coalesce(t.odometer_result_type = c.odometer_result_type,
-                   t.odometer_result_type IS NULL AND c.odometer_result_type IS NULL)
-      AND coalesce(t.data_source = c.data_source, t.data_source IS NULL AND c.data_source IS NULL),
-      false);
-
 -- step: replace_tests
--- (anti joins, not EXCEPT: mot_aff_tests is already distinct and the owners kept are few,
--- so this probes small hash tables instead of hashing every affected test number again)
+-- (an anti join, not EXCEPT: mot_aff_tests is already distinct and the owners kept are few,
+-- so this probes a tiny hash table instead of hashing every affected test number again)
 CREATE OR REPLACE TEMP TABLE mot_replace_tests AS
 SELECT mot_test_number FROM mot_aff_tests
-ANTI JOIN (SELECT mot_test_number FROM mot_ranked WHERE rk = 1 AND src = 'owner') o USING (mot_test_number)
-ANTI JOIN mot_unchanged u USING (mot_test_number);
+ANTI JOIN (SELECT mot_test_number FROM mot_ranked WHERE rk = 1 AND src = 'owner') o USING (mot_test_number);
 
 DELETE FROM mot_defects WHERE mot_test_number IN (SELECT mot_test_number FROM mot_replace_tests);
 
 DELETE FROM mot_tests WHERE mot_test_number IN (SELECT mot_test_number FROM mot_replace_tests);
 
-UPDATE mot_tests SET record_date = $business_date
-WHERE mot_test_number IN (SELECT mot_test_number FROM mot_unchanged)
-  AND record_date <> $business_date;
-
 INSERT INTO mot_tests
 SELECT
-    r.mot_test_number, r.registration, r.registration_at_time_of_test, r.completed_date, r.test_result,
-    r.expiry_date, r.odometer_value, r.odometer_unit, r.odometer_result_type, r.data_source, r.record_date,
-    CASE r.src
-        WHEN 'shadow' THEN (
-            SELECT mot_defects_digest(u.d.type, u.d.text, u.d.dangerous) FROM (SELECT unnest(s.defects) AS d) u)
-        ELSE r.defects_digest
-    END
-FROM mot_ranked r
-LEFT JOIN mot_tests_shadowed s
-    ON r.src = 'shadow' AND s.mot_test_number = r.mot_test_number AND s.registration = r.registration
-WHERE r.rk = 1 AND r.src <> 'owner'
+    mot_test_number, registration, registration_at_time_of_test, completed_date, test_result,
+    expiry_date, odometer_value, odometer_unit, odometer_result_type, data_source, record_date
+FROM mot_ranked
+WHERE rk = 1 AND src <> 'owner'
 UNION ALL
 SELECT
     mot_test_number, registration, registration_at_time_of_test, completed_date, test_result,
-    expiry_date, odometer_value, odometer_unit, odometer_result_type, data_source, CAST($business_date AS DATE),
-    defects_digest
+    expiry_date, odometer_value, odometer_unit, odometer_result_type, data_source, CAST($business_date AS DATE)
 FROM mot_cand_new
-WHERE mot_test_number IS NOT NULL
-  AND mot_test_number NOT IN (SELECT mot_test_number FROM mot_contested)
-  AND mot_test_number NOT IN (SELECT mot_test_number FROM mot_unchanged);
+WHERE mot_test_number IS NOT NULL AND mot_test_number NOT IN (SELECT mot_test_number FROM mot_contested);
 
 -- the defects of the tests just inserted. A defect carries its record and test number, and a
 -- candidate test is any test of a candidate record (new_events, latest and not DELETED), so
@@ -284,9 +242,7 @@ SEMI JOIN (
     FROM mot_new_events n
     SEMI JOIN (SELECT registration FROM mot_x WHERE modification <> 'DELETED') x USING (registration)
 ) c USING (rec)
-WHERE d.mot_test_number IS NOT NULL
-  AND d.mot_test_number NOT IN (SELECT mot_test_number FROM mot_contested)
-  AND d.mot_test_number NOT IN (SELECT mot_test_number FROM mot_unchanged)
+WHERE d.mot_test_number IS NOT NULL AND d.mot_test_number NOT IN (SELECT mot_test_number FROM mot_contested)
 UNION ALL
 SELECT d.mot_test_number, d.type, d.text, d.dangerous
 FROM mot_stg_defects d

@@ -58,11 +58,3 @@ CREATE OR REPLACE TEMP MACRO mot_odometer_result(x) AS
         WHEN mot_enum(x) = 'OK' THEN 'READ'
         ELSE replace(mot_enum(x), ' ', '_')
     END;
-
--- Digest of a test's defects, order-free (the defects of a test are a bag): the sum of one hash
--- per normalised defect modulo 2^64, as UBIGINT (Parquet has no 128-bit integer: DuckDB
--- would write a HUGEINT as a lossy DOUBLE), 0 for none. Staged with each test so the apply can
--- tell an unchanged test without reading mot_defects; the warehouse defines the same macro
--- (migration 011) for the tests it already holds.
-CREATE OR REPLACE TEMP MACRO mot_defects_digest(type, text, dangerous) AS
-    CAST(coalesce(sum(hash(type, text, dangerous)), 0) % 18446744073709551616 AS UBIGINT);
