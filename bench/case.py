@@ -715,7 +715,7 @@ def profile(job: Job, target: Path) -> dict:
     try:
         from pyinstrument import Profiler
     except ImportError:
-        return {"profile_error": "pyinstrument is not installed (pip install pyinstrument)"}
+        return {"profile_error": "pyinstrument is not installed (make install puts it in the venv)"}
     profiler = Profiler(interval=0.002)
     profiler.start()
     try:

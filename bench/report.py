@@ -662,8 +662,8 @@ on the same input, in the same conditions) are the numbers that carry over.
   inputs (cached in `bench/work/inputs/`, keyed by a hash of the generators); `--no-profile` skips profiling.
 - One case by hand: `python -m bench.case recall_intake ours --input FILE.csv --work DIR [--profile out.txt]`.
 - Re-render from stored results: `python -m bench.report bench/results/latest.json --docs docs/performance.md`.
-- Missed targets are re-run under pyinstrument when it is installed (`.venv/bin/pip install pyinstrument`; it is a
-  profiling aid, not a project dependency).
+- Missed targets are re-run under pyinstrument (pinned in `requirements.txt` for the benchmarks) and the hot spots are
+  listed under "Where the time goes".
 - Inputs: `bench/gen_recalls.py` (recall CSVs with realistic VINs and references, a chosen share of invalid rows,
   day-to-day churn) and `bench/gen_mot.py` (MOT deltas and bulk files in the real container, histories drawn
   like real ones); both are importable and deterministic.
