@@ -71,30 +71,26 @@ def _in_order_state(tmp_path: Path) -> dict[str, list[tuple]]:
     return _state(warehouse)
 
 
-def _airflow(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "airflow", *args], env=env, capture_output=True, text=True)
+def _airflow(*args: str, env: dict[str, str], retries_when_locked: int = 0) -> subprocess.CompletedProcess:
+    """Run an airflow CLI command and require success.
+
+    ``retries_when_locked`` re-runs the command, as an operator would, when SQLite answers
+    "database is locked" and nothing else. The dag-processor keeps writing to the SQLite
+    metadata DB. ``backfill create`` reads inside a SAVEPOINT and then inserts. If another
+    process commits in between, SQLite fails at once: the WAL snapshot is stale, so the busy
+    timeout does not apply. Airflow then deletes the partial backfill so it can be created again
+    (``airflow.models.backfill._cleanup_partial_backfill``). Postgres, in docker-compose, does
+    not fail this way. Any other error fails at once.
+    """
+    command = [sys.executable, "-m", "airflow", *args]
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    for _ in range(retries_when_locked):
+        if done.returncode == 0 or "database is locked" not in done.stdout + done.stderr:
+            break
+        time.sleep(2)
+        done = subprocess.run(command, env=env, capture_output=True, text=True)
     assert done.returncode == 0, f"airflow {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done
-
-
-def _create_backfill(*args: str, env: dict[str, str], attempts: int = 5) -> None:
-    """`airflow backfill create`, retried the way an operator would on SQLite's lock error.
-
-    The dag-processor keeps writing to the SQLite metadata DB. Backfill creation reads inside a
-    SAVEPOINT and then inserts. If another process commits in between, SQLite fails the
-    transaction at once with "database is locked" (a stale WAL snapshot, so the busy timeout
-    does not apply). Airflow then deletes the partial backfill so that it can be created again
-    (`airflow.models.backfill._cleanup_partial_backfill`). Postgres, used in docker-compose,
-    does not fail this way. Any other error fails the test.
-    """
-    command = [sys.executable, "-m", "airflow", "backfill", "create", *args]
-    for attempt in range(1, attempts + 1):
-        done = subprocess.run(command, env=env, capture_output=True, text=True)
-        if done.returncode == 0:
-            return
-        output = done.stdout[-3000:] + done.stderr[-3000:]
-        assert "database is locked" in output and attempt < attempts, f"backfill create failed:\n{output}"
-        time.sleep(2)
 
 
 def _wait_for_backfill(db: Path, dag_id: str, timeout: float) -> list[tuple]:
@@ -183,7 +179,9 @@ def test_backfill_out_of_order_with_local_executor_equals_in_order(pipeline, air
         assert time.monotonic() < deadline, f"DAG never parsed; see {logs}"
         time.sleep(3)
     _airflow("dags", "unpause", "recalls_daily", env=env)
-    _create_backfill(
+    _airflow(
+        "backfill",
+        "create",
         "--dag-id",
         "recalls_daily",
         "--from-date",
@@ -194,6 +192,7 @@ def test_backfill_out_of_order_with_local_executor_equals_in_order(pipeline, air
         "--max-active-runs",
         "3",
         env=env,
+        retries_when_locked=4,
     )
     # SQLite has one writer: the backfill is created before the scheduler starts writing.
     start_scheduler()

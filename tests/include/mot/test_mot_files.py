@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import json
+import random
 import sys
 import zipfile
 from datetime import date
@@ -195,9 +197,6 @@ def _nesting(value: object) -> int:
 def test_depth_scan_agrees_with_parsed_nesting_on_tricky_strings():
     """The fast scan drops quote pairs and escapes before counting: it must still find exactly
     the first line parsed JSON says is too deep, with brackets, quotes and backslashes in strings."""
-    import json
-    import random
-
     rng = random.Random(5)
     alphabet = ['"', "\\", "[", "]", "{", "}", "a", " ", "é", '\\"', "[[", "]]"]
 
