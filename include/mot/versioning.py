@@ -93,13 +93,15 @@ _TEMP_TABLES = (
     "mot_aff_flagged",
     "mot_apply_counts",
     "mot_x",
-    "mot_cand_new",
+    "mot_cand_recs",
     "mot_aff_tests",
     "mot_contested",
     "mot_ranked",
     "mot_new_shadows",
     "mot_replace_tests",
 )
+# views apply.sql defines over the staged ones (dropped first: they read the temp tables)
+_TEMP_VIEWS = ("mot_cand_new", *_STAGED_VIEWS)
 
 
 # ----------------------------------------------------------------------------------- audit
@@ -387,10 +389,10 @@ def apply_delta(
             apply_seconds=seconds,
         )
         _record(con, row)
+        for view in _TEMP_VIEWS:
+            con.execute(f"DROP VIEW IF EXISTS {view}")
         for table in _TEMP_TABLES:
             con.execute(f"DROP TABLE IF EXISTS {table}")
-        for view in _STAGED_VIEWS:
-            con.execute(f"DROP VIEW IF EXISTS {view}")
         return ApplyResult(
             "APPLIED",
             business_date,

@@ -37,7 +37,7 @@ ALLOWED = {
     },
     "include/mot/versioning.py": {
         "table",  # one of _TEMP_TABLES
-        "view",  # one of _STAGED_VIEWS
+        "view",  # one of _STAGED_VIEWS or _TEMP_VIEWS
         "_parquet_list(paths)",  # our own staging paths, each quoted by sql_literal
         "assignments",  # "<column> = ?" for the fixed _AUDIT_COLUMNS
         "', '.join(columns)",  # the fixed audit column names

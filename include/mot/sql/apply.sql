@@ -121,11 +121,18 @@ QUALIFY row_number() OVER (PARTITION BY registration ORDER BY business_date DESC
     AND business_date = $business_date
     AND source_rank = $source_rank;
 
-CREATE OR REPLACE TEMP TABLE mot_cand_new AS
+-- the candidate records (latest, not DELETED) and, as a view over the staged parquet, their
+-- tests: a temp table of 1.5M tests cost more to fill than the three reads of the view below
+-- (two of them project the test number alone); the defects insert reuses mot_cand_recs
+CREATE OR REPLACE TEMP TABLE mot_cand_recs AS
+SELECT n.rec
+FROM mot_new_events n
+SEMI JOIN (SELECT registration FROM mot_x WHERE modification <> 'DELETED') x USING (registration);
+
+CREATE OR REPLACE TEMP VIEW mot_cand_new AS
 SELECT t.*
 FROM mot_stg_tests t
-SEMI JOIN mot_new_events n ON n.rec = t.rec
-SEMI JOIN (SELECT registration FROM mot_x WHERE modification <> 'DELETED') x ON x.registration = t.registration;
+SEMI JOIN mot_cand_recs c USING (rec);
 
 -- one row per affected test number; new_candidates counts this file's records holding it, so
 -- the numbers claimed twice within the file come out of the same aggregation
@@ -237,11 +244,7 @@ WHERE mot_test_number IS NOT NULL AND mot_test_number NOT IN (SELECT mot_test_nu
 INSERT INTO mot_defects
 SELECT d.mot_test_number, d.type, d.text, d.dangerous
 FROM mot_stg_defects d
-SEMI JOIN (
-    SELECT n.rec
-    FROM mot_new_events n
-    SEMI JOIN (SELECT registration FROM mot_x WHERE modification <> 'DELETED') x USING (registration)
-) c USING (rec)
+SEMI JOIN mot_cand_recs c USING (rec)
 WHERE d.mot_test_number IS NOT NULL AND d.mot_test_number NOT IN (SELECT mot_test_number FROM mot_contested)
 UNION ALL
 SELECT d.mot_test_number, d.type, d.text, d.dangerous
