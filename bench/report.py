@@ -21,7 +21,7 @@ LABELS = {
     ("recall_intake", "malformed"): "Recall intake, 1% invalid incl. 10% of them malformed (field count, quotes)",
     ("recall_scan", "clamd"): "Recall clamd INSTREAM scan (EICAR-only signatures)",
     ("recall_apply", "1day"): "Recall state apply, one day (1% churn)",
-    ("mot_delta", "delta"): "MOT delta stage + apply",
+    ("mot_delta", "delta"): "MOT delta stage + apply + GX",
     ("mot_bulk_part", "bulk"): "MOT bulk: stage one part (1 process, 1 thread)",
     ("mot_bulk_apply", "bulk"): "MOT bulk: apply all staged parts (single writer)",
 }
@@ -165,6 +165,7 @@ def summarise(runs: list[dict], plan: Any) -> list[dict]:
                     "problems",
                     "stage_s",
                     "apply_s",
+                    "gx_s",
                     "stage_peak_rss_mb",
                     "apply_peak_rss_mb",
                     "stage_timings",
@@ -277,7 +278,7 @@ def plots(doc: dict, directory: Path, prefix: str = "") -> list[str]:
     families = {
         "recall_intake": ("Recall intake", "rows"),
         "recall_apply": ("Recall state apply", "rows in the snapshot"),
-        "mot_delta": ("MOT delta stage + apply", "uncompressed JSON, MB"),
+        "mot_delta": ("MOT delta stage + apply + GX", "uncompressed JSON, MB"),
     }
     colours = {"ours": "tab:blue", "floor": "tab:green", "peer": "tab:red"}
     styles = ["-", "--", ":", "-."]
@@ -533,7 +534,8 @@ def _profile_markdown(profiles: list[dict], summary: list[dict]) -> str:
             parts = ", ".join(f"{k} {v:.1f} s ({v / total:.0%})" for k, v in timings.items())
             out.append(
                 f"Staging steps, summed over segment threads: {parts}. Stage {_f(details.get('stage_s'))} s,"
-                f" apply {_f(details.get('apply_s'))} s."
+                f" apply {_f(details.get('apply_s'))} s"
+                + (f", GX checkpoint {_f(details['gx_s'])} s." if details.get("gx_s") is not None else ".")
             )
             out.append("")
         if prof.get("sql_seconds"):
@@ -613,7 +615,8 @@ def markdown(doc: dict) -> str:
         if r["case"] == "mot_delta" and "stage_s" in d:
             mot_lines.append(
                 f"- {r['size_label']}: stage {d['stage_s']:.1f} s (peak {d.get('stage_peak_rss_mb', 0):,.0f} MiB), "
-                f"apply {d['apply_s']:.1f} s (peak {d.get('apply_peak_rss_mb', 0):,.0f} MiB)."
+                f"apply {d['apply_s']:.1f} s (peak {d.get('apply_peak_rss_mb', 0):,.0f} MiB)"
+                + (f", GX checkpoint {d['gx_s']:.1f} s." if d.get("gx_s") is not None else ".")
             )
     verdicts = []
     for row in judged:
@@ -683,15 +686,16 @@ How to read it:
 - **ours** is the project code: recall intake = `include/recalls/intake.py` `check_file` (Pandera validation plus
   staging the Parquet snapshot, the report CSV for a rejected file) with the clamd scan measured separately;
   recall apply = `apply_snapshot` inside `warehouse.transaction` on a warehouse already holding day 0; MOT =
-  `stage_delta` (2 segment threads, the DAG's default) then `apply_delta` into a warehouse already holding a
-  {human(doc["plan"]["mot_base"])}-vehicle load (the delta overlaps half of it: UPDATED/DELETED records, the rest new);
+  `stage_delta` (2 segment threads, the DAG's default), `apply_delta` into a warehouse already holding a
+  {human(doc["plan"]["mot_base"])}-vehicle load (the delta overlaps half of it: UPDATED/DELETED records, the rest new),
+  then the MOT Great Expectations checkpoint with its Data Docs (`run_mot_checkpoint`, the DAG's `quality_checks`);
   DAG parse = `runpy.run_path` of the file in a fresh process that has imported `airflow.sdk` (median of
   {doc["plan"]["dag_repeats"]} processes).
 - **floor** is DuckDB's plain read of the same input into a table (`read_csv` all-varchar for recall CSVs,
   `read_parquet` of the staged snapshots for the apply, `read_json` of the gzip parts for MOT, a one-task DAG for
   parsing): the cost of just reading the bytes. **peer** is the straightforward pandas + pandera job in
   `bench/peers/` (it does less: no exact line numbers for malformed rows, no replay of late days, no versioned
-  vehicle history).
+  vehicle history, no Great Expectations checkpoint).
 - Times are wall seconds of the job alone, the best of the runs made: imports and first-use set-up (the first
   pandera validation imports hypothesis) happen before the clock starts. A task process pays them once; the
   "Task cold start" rows measure that cost in a brand-new interpreter. Peak RSS is the whole process during the job

@@ -560,7 +560,7 @@ class Bench:
         self._bulk()
 
     def mot_delta(self) -> None:
-        log("MOT delta stage + apply, floor = DuckDB read_json, peer = json + pandas + pandera")
+        log("MOT delta stage + apply + GX, floor = DuckDB read_json, peer = json + pandas + pandera")
         base_path, base_info = self._mot_base()
         ours_base = self.work / "bases" / "mot-ours.duckdb"
         self.prepare(
