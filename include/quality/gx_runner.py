@@ -72,10 +72,20 @@ def docs_index_path(docs_dir: str | Path) -> Path:
     return Path(docs_dir).resolve() / "index.html"
 
 
+_VIEWS = "include.quality.gx_views"
+
+
 def site_config(docs_dir: str | Path) -> dict[str, Any]:
+    page_view = {"module_name": _VIEWS, "class_name": "CachedJinjaPageView"}
     return {
         "class_name": "SiteBuilder",
-        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        "site_index_builder": {
+            "class_name": "DefaultSiteIndexBuilder",
+            "view": {"module_name": _VIEWS, "class_name": "CachedJinjaIndexPageView"},
+        },
+        "site_section_builders": {
+            section: {"view": page_view} for section in ("expectations", "validations", "profiling")
+        },
         "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(Path(docs_dir).resolve())},
     }
 
