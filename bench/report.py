@@ -768,8 +768,12 @@ def _before_after_markdown(doc: dict, base: dict | None) -> str:
         if new.get("target_detail") or old.get("target_detail"):
             target += f" ({old.get('target_detail', '')} → {new.get('target_detail', '')})"
         met = f"{_met(old) or '—'} → {_met(new) or '—'}" if "target" in old else ""
+        label = old["label"]
+        gx_s = new.get("details", {}).get("gx_s")
+        if gx_s is not None and old.get("details", {}).get("gx_s") is None:
+            label += f" (after: also the GX checkpoint, {gx_s:.1f} s of it)"
         lines.append(
-            f"| {old['label']} | {old['size_label']} | {_f(old['ours_s'])} | {_f(new['ours_s'])} | {_ratio(speed)} | "
+            f"| {label} | {old['size_label']} | {_f(old['ours_s'])} | {_f(new['ours_s'])} | {_ratio(speed)} | "
             f"{_ratio(old.get('ratio_floor'))} | {_ratio(new.get('ratio_floor'))} | "
             f"{_f(old['peak_rss_mb'], 0)} → {_f(new['peak_rss_mb'], 0)} | {target} | {met} |"
         )
