@@ -4,7 +4,8 @@ GX builds a new Jinja environment for every page it renders, so each checkpoint 
 the same ~50 templates again (about half a second of every quality task). Jinja's file-system
 bytecode cache (a private per-user directory under the system temp dir, keyed by each
 template's source checksum) keeps the compiled code between runs and processes; a template
-changed by a GX upgrade simply compiles again. Named in :func:`gx_runner.site_config`, which
+changed by a GX upgrade simply compiles again; if that directory is not safely ours, pages are
+compiled as before. Named in :func:`gx_runner.site_config`, which
 GX resolves by module and class name when it builds the site.
 """
 
@@ -15,7 +16,16 @@ from typing import Any
 from great_expectations.render.view import DefaultJinjaIndexPageView, DefaultJinjaPageView
 from jinja2 import FileSystemBytecodeCache
 
-_BYTECODE = FileSystemBytecodeCache()
+
+def _bytecode_cache() -> FileSystemBytecodeCache | None:
+    """The shared cache, or None (compile as before) if its directory is not safely ours."""
+    try:
+        return FileSystemBytecodeCache()
+    except (OSError, RuntimeError):  # Jinja refuses a directory another user owns or can write
+        return None
+
+
+_BYTECODE = _bytecode_cache()
 
 
 class CachedJinjaPageView(DefaultJinjaPageView):
