@@ -466,7 +466,6 @@ def mot_delta(args: argparse.Namespace) -> Job:
             "stage_s": stage_s,
             "apply_s": applied - started - stage_s,
             "gx_s": time.perf_counter() - applied,
-            "gx_success": quality["success"],
             "gx_expectations": quality["statistics"]["evaluated_expectations"],
             "stage_peak_rss_mb": stage_peak,
             "apply_peak_rss_mb": apply_peak,

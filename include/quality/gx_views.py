@@ -5,8 +5,8 @@ the same ~50 templates again (about half a second of every quality task). Jinja'
 bytecode cache (a private per-user directory under the system temp dir, keyed by each
 template's source checksum) keeps the compiled code between runs and processes; a template
 changed by a GX upgrade simply compiles again; if that directory is not safely ours, pages are
-compiled as before. Named in :func:`gx_runner.site_config`, which
-GX resolves by module and class name when it builds the site.
+compiled as before. The views are named in :func:`gx_runner.site_config`, which GX resolves by
+module and class name when it builds the site.
 """
 
 from __future__ import annotations
@@ -28,17 +28,19 @@ def _bytecode_cache() -> FileSystemBytecodeCache | None:
 _BYTECODE = _bytecode_cache()
 
 
-class CachedJinjaPageView(DefaultJinjaPageView):
-    """The page view of suites and validation results, with the shared bytecode cache."""
+class _CachedTemplates:
+    """Mixin for GX's Jinja views: their environment loads compiled templates from ``_BYTECODE``."""
+
+    env: Any
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.env.bytecode_cache = _BYTECODE
 
 
-class CachedJinjaIndexPageView(DefaultJinjaIndexPageView):
-    """The index page view, with the shared bytecode cache."""
+class CachedJinjaPageView(_CachedTemplates, DefaultJinjaPageView):
+    """The page view of suites and validation results."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.env.bytecode_cache = _BYTECODE
+
+class CachedJinjaIndexPageView(_CachedTemplates, DefaultJinjaIndexPageView):
+    """The index page view."""
