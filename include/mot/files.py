@@ -307,22 +307,38 @@ _DEPTH_LUT[ord("]")] = -1
 _WHITESPACE = np.frombuffer(b" \t\r", dtype=np.uint8)
 
 
-def _first_too_deep(buf: bytes, limit: int) -> int | None:
-    """Index of the first line of ``buf`` nested deeper than ``limit``, else None.
-
-    Escapes are dropped first (pairs of backslashes, then escaped quotes), then everything but
-    quotes, brackets and newlines, then every two adjacent quotes, all with C-speed bytes
-    methods. A string without a bracket in it is left as two adjacent quotes, so that last step
-    removes nearly all of them (the array numpy sees shrinks about eightfold), and removing two
-    adjacent quotes keeps the parity of every other quote, so no bracket changes side. The
-    rest goes through numpy: quote parity marks brackets inside strings and a running sum of
-    the others is the nesting depth. Valid JSON lines close every string and bracket, so the
-    running values are back to zero at each line end; only if a candidate is found is the
-    exact per-line count done (a broken earlier line could have shifted the running values).
-    """
+def _depth_chars(buf: bytes) -> bytes:
+    """``buf`` with escapes dropped, then everything but quotes, brackets and newlines."""
     if b"\\" in buf:
         buf = buf.replace(b"\\\\", b"").replace(b'\\"', b"")
-    kept = buf.translate(None, _DROP_FOR_DEPTH).replace(b'""', b"")
+    return buf.translate(None, _DROP_FOR_DEPTH)
+
+
+def _first_too_deep(buf: bytes, limit: int, start: int = 0, end: int | None = None) -> int | None:
+    """Index (from ``start``) of the first line of ``buf[start:end]`` nested deeper than ``limit``.
+
+    ``start`` and ``end`` must be line boundaries (0, len, or just after a newline). Escapes are
+    dropped first (pairs of backslashes, then escaped quotes), then everything but quotes,
+    brackets and newlines, then every two adjacent quotes, all with C-speed bytes methods. A
+    string without a bracket in it is left as two adjacent quotes, so that last step removes
+    nearly all of them (the array numpy sees shrinks about eightfold), and removing two adjacent
+    quotes keeps the parity of every other quote, so no bracket changes side. The rest goes
+    through numpy: quote parity marks brackets inside strings and a running sum of the others is
+    the nesting depth. Valid JSON lines close every string and bracket, so the running values
+    are back to zero at each line end; only if a candidate is found is the exact per-line count
+    done (a broken earlier line could have shifted the running values).
+
+    A range is reduced without copying it out of ``buf``: the whole buffer is reduced and the
+    reductions of the (short) parts before and after the range are cut off. That is exact
+    because no escape pair can span a line boundary, which is a newline.
+    """
+    end = len(buf) if end is None else end
+    kept = _depth_chars(buf)
+    if start or end < len(buf):
+        before = len(_depth_chars(buf[:start])) if start else 0
+        after = len(_depth_chars(buf[end:])) if end < len(buf) else 0
+        kept = kept[before : len(kept) - after]
+    kept = kept.replace(b'""', b"")
     reduced = np.frombuffer(kept, dtype=np.uint8)
     if reduced.size == 0:
         return None
@@ -385,48 +401,56 @@ class _SegmentWriter:
     def feed(self, data: bytes, *, final: bool = False) -> list[Segment]:
         """Take decompressed bytes; returns the segments that filled up (usually none)."""
         done: list[Segment] = []
-        for complete in self._complete_lines(data, final):
-            done += self._write_complete(complete, final)
+        for buf, start, end in self._complete_ranges(data, final):
+            done += self._write_complete(buf, start, end, final)
         if len(self.carry) > self.limits.max_line_bytes:
             raise DeltaRejected(
                 f"line longer than {self.limits.max_line_bytes} bytes", part=self.part.name, line=self.next_line
             )
         return done
 
-    def _complete_lines(self, data: bytes, final: bool) -> list[bytes]:
-        """The complete lines of carry + ``data``, copying each byte at most once.
+    def _complete_ranges(self, data: bytes, final: bool) -> list[tuple[bytes, int, int]]:
+        """The complete lines of carry + ``data`` as (buffer, start, end) ranges.
 
-        Joining the carried partial line to a 16 MiB chunk and then cutting off the new partial
-        line would copy the chunk twice; only the short line that straddles the two is joined.
+        Only the line that straddles the previous chunk and this one is joined into a new
+        buffer; the rest of the chunk is used where it is, as a range: copying a 16 MiB chunk
+        to cut its partial last line off cost a fresh allocation and a copy per chunk.
         """
         if final:
             tail = self.carry + data
             self.carry = b""
             if tail and not tail.endswith(b"\n"):
                 tail += b"\n"
-            return [tail] if tail else []
+            return [(tail, 0, len(tail))] if tail else []
         last = data.rfind(b"\n")
         if last < 0:
             self.carry += data
             return []
-        first_end = data.find(b"\n") + 1
-        pieces = [self.carry + data[:first_end]] if self.carry else [data[:first_end]]
-        if first_end <= last:
-            pieces.append(data[first_end : last + 1])
+        ranges: list[tuple[bytes, int, int]] = []
+        start = 0
+        if self.carry:
+            start = data.find(b"\n") + 1
+            joined = self.carry + data[:start]
+            ranges.append((joined, 0, len(joined)))
+        if start <= last:
+            ranges.append((data, start, last + 1))
         self.carry = data[last + 1 :]
-        return pieces
+        return ranges
 
-    def _write_complete(self, complete: bytes, final: bool) -> list[Segment]:
+    def _write_complete(self, buf: bytes, start: int, end: int, final: bool) -> list[Segment]:
+        """Check the complete lines ``buf[start:end]`` once, then share them out to segments."""
+        newlines = _newline_positions(buf, start, end)
+        starts = np.concatenate(([start], newlines[:-1] + 1))
+        blank = self._checked_blank_lines(buf, start, end, starts, newlines)
         done: list[Segment] = []
-        while complete:
+        first, count = 0, int(newlines.size)
+        while first < count:
             room = self._segment_target() - self.seg_bytes
-            if len(complete) <= room:
-                piece, complete = complete, b""
-            else:
-                split = complete.rfind(b"\n", 0, max(room, 1)) + 1 or complete.find(b"\n") + 1
-                piece, complete = complete[:split], complete[split:]
-            self._write_lines(piece)
-            if self.seg_bytes >= self._segment_target() and (complete or not final):
+            # the lines that end within the room; at least one, so a long line overshoots
+            stop = max(int(np.searchsorted(newlines, starts[first] + room - 1, side="right")), first + 1)
+            self._append_lines(buf, starts[first:stop], newlines[first:stop], blank[first:stop])
+            first = stop
+            if self.seg_bytes >= self._segment_target() and (first < count or not final):
                 done.append(self._close_segment())
                 self._open_segment()
         return done
@@ -446,11 +470,12 @@ class _SegmentWriter:
             return max(self.limits.segment_bytes // 4, 1)
         return self.limits.segment_bytes
 
-    def _write_lines(self, buf: bytes) -> None:
-        newlines = _newline_positions(buf)
-        starts = np.concatenate(([0], newlines[:-1] + 1))
-        lengths = newlines - starts  # without the newline
+    def _checked_blank_lines(
+        self, buf: bytes, start: int, end: int, starts: np.ndarray, newlines: np.ndarray
+    ) -> np.ndarray:
+        """Raise on an over-long or over-deep line; return which lines are blank."""
         first = self.next_line
+        lengths = newlines - starts  # without the newline
         too_long = np.flatnonzero(lengths > self.limits.max_line_bytes)
         if too_long.size:
             raise DeltaRejected(
@@ -458,41 +483,48 @@ class _SegmentWriter:
                 part=self.part.name,
                 line=first + int(too_long[0]),
             )
-        deep = _first_too_deep(buf, self.limits.max_depth)
+        deep = _first_too_deep(buf, self.limits.max_depth, start, end)
         if deep is not None:
             raise DeltaRejected(
                 f"JSON nested deeper than {self.limits.max_depth} levels", part=self.part.name, line=first + deep
             )
         a = np.frombuffer(buf, dtype=np.uint8)
-        blank_mask = lengths == 0
-        maybe_ws = np.flatnonzero(~blank_mask & np.isin(a[np.minimum(starts, a.size - 1)], _WHITESPACE))
+        blank = lengths == 0
+        maybe_ws = np.flatnonzero(~blank & np.isin(a[np.minimum(starts, a.size - 1)], _WHITESPACE))
         for i in maybe_ws.tolist():
             if not buf[starts[i] : newlines[i]].strip():
-                blank_mask[i] = True
-        if blank_mask.any():
-            self.seg_blanks.append(first + np.flatnonzero(blank_mask).astype(np.int64))
-        self.seg_offsets.append(self.seg_bytes + starts.astype(np.int64))
-        self.seg_handle.write(buf)
-        self.seg_bytes += len(buf)
+                blank[i] = True
+        return blank
+
+    def _append_lines(self, buf: bytes, starts: np.ndarray, newlines: np.ndarray, blank: np.ndarray) -> None:
+        """Write checked lines to the open segment and record their numbers and offsets."""
+        if blank.any():
+            self.seg_blanks.append(self.next_line + np.flatnonzero(blank).astype(np.int64))
+        begin, stop = int(starts[0]), int(newlines[-1]) + 1
+        self.seg_offsets.append(self.seg_bytes + (starts - begin).astype(np.int64))
+        self.seg_handle.write(memoryview(buf)[begin:stop])
+        self.seg_bytes += stop - begin
         self.next_line += int(newlines.size)
 
 
-def _newline_positions(buf: bytes) -> np.ndarray:
-    """Offsets of the newlines in ``buf``.
+def _newline_positions(buf: bytes, start: int = 0, end: int | None = None) -> np.ndarray:
+    """Offsets (in ``buf``) of the newlines in ``buf[start:end]``.
 
     A ``find`` loop runs at memchr speed and costs one Python step per line, which for records
     of kilobytes is a third of numpy's full-buffer compare; a buffer of many short lines (blank
     padding, hostile input) switches to numpy, whose cost is per byte, not per line.
     """
+    end = len(buf) if end is None else end
     found: list[int] = []
-    budget = len(buf) // 256 + 16
+    budget = (end - start) // 256 + 16
     find = buf.find
-    position = find(b"\n")
+    position = find(b"\n", start, end)
     while position >= 0:
         found.append(position)
         if len(found) > budget:
-            return np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == 0x0A)
-        position = find(b"\n", position + 1)
+            window = np.frombuffer(buf, dtype=np.uint8, count=end - start, offset=start)
+            return np.flatnonzero(window == 0x0A) + start
+        position = find(b"\n", position + 1, end)
     return np.array(found, dtype=np.int64)
 
 

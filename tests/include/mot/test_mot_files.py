@@ -217,3 +217,9 @@ def test_depth_scan_agrees_with_parsed_nesting_on_tricky_strings():
         limit = rng.randrange(2, 9)
         expected = next((i for i, r in enumerate(records) if _nesting(r) > limit), None)
         assert files._first_too_deep(buf, limit) == expected, buf
+        # the same lines as a range of a larger buffer (how the segment writer checks a chunk
+        # without copying it): a line before, and a partial line after, must not count
+        before = json.dumps(records[0]).encode() + b"\n"
+        after = b'{"y": "\\\\ \\"", "x": ' + b"[" * 40
+        framed = before + buf + after
+        assert files._first_too_deep(framed, limit, len(before), len(before) + len(buf)) == expected, framed
