@@ -74,6 +74,12 @@ def docs_index_path(docs_dir: str | Path) -> Path:
 
 _VIEWS = "include.quality.gx_views"
 
+# Validation results listed on the Data Docs index page, newest first (about 50 days of the two
+# daily checkpoints). GX loads every listed result from its JSON to draw the index, on every
+# run: unlimited, a year of history cost each checkpoint seconds and kept growing. Older results
+# keep their pages and JSON files; they are just not linked from the index.
+INDEX_RESULTS = 100
+
 
 def site_config(docs_dir: str | Path) -> dict[str, Any]:
     page_view = {"module_name": _VIEWS, "class_name": "CachedJinjaPageView"}
@@ -82,6 +88,7 @@ def site_config(docs_dir: str | Path) -> dict[str, Any]:
         "site_index_builder": {
             "class_name": "DefaultSiteIndexBuilder",
             "view": {"module_name": _VIEWS, "class_name": "CachedJinjaIndexPageView"},
+            "validation_results_limit": INDEX_RESULTS,
         },
         "site_section_builders": {
             section: {"view": page_view} for section in ("expectations", "validations", "profiling")
