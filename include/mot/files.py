@@ -326,11 +326,13 @@ def _first_too_deep(buf: bytes, limit: int, start: int = 0, end: int | None = No
     through numpy: quote parity marks brackets inside strings and a running sum of the others is
     the nesting depth. Valid JSON lines close every string and bracket, so the running values
     are back to zero at each line end; only if a candidate is found is the exact per-line count
-    done (a broken earlier line could have shifted the running values).
+    done. (A broken line, say an unclosed string, shifts the running values of the lines after
+    it, which can raise or hide a candidate; such a line is refused as invalid JSON anyway.)
 
-    A range is reduced without copying it out of ``buf``: the whole buffer is reduced and the
-    reductions of the (short) parts before and after the range are cut off. That is exact
-    because no escape pair can span a line boundary, which is a newline.
+    A range is not sliced out of ``buf`` first (that would copy the whole chunk): the whole
+    buffer is reduced and the reductions of the parts before and after the range, normally a
+    line each, are cut off. That is exact because no escape pair can span a line boundary,
+    which is a newline.
     """
     end = len(buf) if end is None else end
     kept = _depth_chars(buf)

@@ -74,8 +74,9 @@ def docs_index_path(docs_dir: str | Path) -> Path:
 
 _VIEWS = "include.quality.gx_views"
 
-# Validation results listed on the Data Docs index page, newest first (about 50 days of the two
-# daily checkpoints). GX loads every listed result from its JSON to draw the index, on every
+# Validation results listed on the Data Docs index page, the most recently run first, over all
+# checkpoints (about 50 days when each of the two checkpoints runs once a day; reruns and
+# backfills count too). GX loads every listed result from its JSON to draw the index, on every
 # run: unlimited, a year of history cost each checkpoint seconds and kept growing. Older results
 # keep their pages and JSON files; they are just not linked from the index.
 INDEX_RESULTS = 100
