@@ -179,7 +179,7 @@ def summarise(runs: list[dict], plan: Any) -> list[dict]:
                 if k in ours
             },
             "ours_run": ours,
-            "ours_runs_s": sorted(r["wall_s"] for r in ours_runs) if case not in ("dag_parse", "cold_start") else None,
+            "ours_runs_s": sorted(r["wall_s"] for r in ours_runs),
         }
         target = _target(case, variant, ours, plan)
         if target:

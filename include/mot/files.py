@@ -337,9 +337,7 @@ def _first_too_deep(buf: bytes, limit: int, start: int = 0, end: int | None = No
     end = len(buf) if end is None else end
     kept = _depth_chars(buf)
     if start or end < len(buf):
-        before = len(_depth_chars(buf[:start])) if start else 0
-        after = len(_depth_chars(buf[end:])) if end < len(buf) else 0
-        kept = kept[before : len(kept) - after]
+        kept = kept[len(_depth_chars(buf[:start])) : len(kept) - len(_depth_chars(buf[end:]))]
     kept = kept.replace(b'""', b"")
     reduced = np.frombuffer(kept, dtype=np.uint8)
     if reduced.size == 0:

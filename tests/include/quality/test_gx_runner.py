@@ -3,35 +3,23 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from include.quality import gx_runner
-from include.quality.gx_runner import ExpectationSpec, run_checkpoint
-
-
-def _checkpoint(docs_dir: Path, run_name: str) -> dict:
-    return run_checkpoint(
-        docs_dir,
-        "index_check",
-        pd.DataFrame([{"day": run_name, "count": 0}]),
-        [ExpectationSpec("expect_column_values_to_be_between", {"column": "count", "min_value": 0}, "count >= 0")],
-        id_column="day",
-        run_name=run_name,
-    )
 
 
 def test_the_index_lists_only_the_newest_results_and_keeps_every_page(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, one_row_checkpoint: Callable[..., dict]
 ) -> None:
     """GX reads every result it lists on the index, on every run: the list is capped so a
     checkpoint does not get slower with each day of history, and older pages stay on disk."""
     monkeypatch.setattr(gx_runner, "INDEX_RESULTS", 2)
     docs = tmp_path / "docs"
     for day in ("2026-11-01", "2026-11-02", "2026-11-03"):
-        assert _checkpoint(docs, day)["success"]
+        assert one_row_checkpoint(docs, "index_check", day)["success"]
 
     pages = sorted(p.relative_to(docs).parts[2] for p in (docs / "validations" / "index_check").rglob("*.html"))
     assert pages == ["2026-11-01", "2026-11-02", "2026-11-03"]

@@ -4,34 +4,25 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from jinja2 import FileSystemBytecodeCache
 
 from include.quality import gx_views
-from include.quality.gx_runner import ExpectationSpec, run_checkpoint
 
 
-def _checkpoint(docs_dir: Path) -> dict:
-    return run_checkpoint(
-        docs_dir,
-        "views_check",
-        pd.DataFrame([{"day": "2026-11-02", "count": 0}]),
-        [ExpectationSpec("expect_column_values_to_be_between", {"column": "count", "min_value": 0}, "count >= 0")],
-        id_column="day",
-    )
-
-
-def test_pages_are_rendered_through_the_bytecode_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pages_are_rendered_through_the_bytecode_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, one_row_checkpoint: Callable[..., dict]
+) -> None:
     cache_dir = tmp_path / "jinja"
     cache_dir.mkdir()
     monkeypatch.setattr(gx_views, "_BYTECODE", FileSystemBytecodeCache(str(cache_dir)))
 
-    first = _checkpoint(tmp_path / "docs")
+    first = one_row_checkpoint(tmp_path / "docs", "views_check")
     compiled = {p.name: p.stat().st_mtime_ns for p in cache_dir.iterdir()}
-    second = _checkpoint(tmp_path / "docs")
+    second = one_row_checkpoint(tmp_path / "docs", "views_check")
 
     assert first["success"] and second["success"]
     assert Path(second["docs_index"]).is_file()
@@ -41,7 +32,7 @@ def test_pages_are_rendered_through_the_bytecode_cache(tmp_path: Path, monkeypat
 
 
 def test_an_unsafe_cache_directory_means_no_cache_not_a_failed_task(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, one_row_checkpoint: Callable[..., dict]
 ) -> None:
     # Jinja's per-user directory under the temp dir, planted as a symlink: Jinja refuses to use it
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
@@ -52,7 +43,7 @@ def test_an_unsafe_cache_directory_means_no_cache_not_a_failed_task(
     assert gx_views._bytecode_cache() is None
 
     monkeypatch.setattr(gx_views, "_BYTECODE", None)
-    result = _checkpoint(tmp_path / "docs")
+    result = one_row_checkpoint(tmp_path / "docs", "views_check")
     assert result["success"]
     assert Path(result["docs_index"]).is_file()
     assert list(elsewhere.iterdir()) == []
