@@ -97,7 +97,6 @@ def mot_delta_daily():
                 max_ratio=runtime.number("mot_max_compression_ratio", 200),
                 max_file_bytes=int(runtime.number("mot_max_file_bytes", 8 << 30)),
                 max_line_bytes=int(runtime.number("mot_max_line_bytes", 8 << 20)),
-                max_depth=int(runtime.number("mot_max_json_depth", 32)),
             )
         except DeltaRejected as exc:
             return {"received": received, "rejected": {"reason": str(exc), "part": exc.part, "line": exc.line}}

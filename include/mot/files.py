@@ -3,7 +3,7 @@
 DVSA ships ``delta-light-vehicle_DD-MM-YYYY.zip`` (and the weekly ``bulk-light-vehicle_...``)
 as a zip of gzip JSON-lines parts. Everything here is about getting from that container to
 plain JSON-lines *segments* on local disk that DuckDB can scan fast, while refusing inputs that
-could exhaust the machine (decompression bombs, endless lines, absurd nesting) and reporting
+could exhaust the machine (decompression bombs, endless lines) and reporting
 the exact part and line of anything structurally broken. Nothing here parses records: the scan
 is a vectorised byte pass (numpy), so it costs a small fraction of the JSON parse itself.
 """
@@ -53,15 +53,16 @@ class DeltaRejected(Exception):
 class Limits:
     """Resource limits; every one is a parameter because DVSA's sizes drift over the years.
 
-    The defaults leave head-room over real files (records of a few KB, ~10x gzip ratio, nesting
-    depth 5) while stopping hostile or corrupt input long before memory or disk runs out.
+    The defaults leave head-room over real files (records of a few KB, ~10x gzip ratio) while
+    stopping hostile or corrupt input long before memory or disk runs out. There is no nesting
+    limit: DuckDB's JSON parser is iterative, so a deep value costs no more than its bytes, which
+    ``max_line_bytes`` bounds, and a deep unknown field must not break ingestion.
     """
 
     max_file_bytes: int = 8 * 2**30  # the delivered (compressed) delta file
     max_decompressed_bytes: int = 64 * 2**30
     max_ratio: float = 200.0
     max_line_bytes: int = 8 * 2**20
-    max_depth: int = 32
     segment_bytes: int = 128 * 2**20
     ratio_grace_bytes: int = 4 * 2**20  # tiny inputs compress absurdly well; don't flag them
 
@@ -297,71 +298,7 @@ class Segment:
         return data.decode("utf-8", errors="replace").rstrip("\r\n")
 
 
-_KEEP_FOR_DEPTH = b'"{}[]\n'
-_DROP_FOR_DEPTH = bytes(b for b in range(256) if b not in _KEEP_FOR_DEPTH)
-_DEPTH_LUT = np.zeros(256, dtype=np.int8)
-_DEPTH_LUT[ord("{")] = 1
-_DEPTH_LUT[ord("[")] = 1
-_DEPTH_LUT[ord("}")] = -1
-_DEPTH_LUT[ord("]")] = -1
 _WHITESPACE = np.frombuffer(b" \t\r", dtype=np.uint8)
-
-
-def _depth_chars(buf: bytes) -> bytes:
-    """``buf`` with escapes dropped, then everything but quotes, brackets and newlines."""
-    if b"\\" in buf:
-        buf = buf.replace(b"\\\\", b"").replace(b'\\"', b"")
-    return buf.translate(None, _DROP_FOR_DEPTH)
-
-
-def _first_too_deep(buf: bytes, limit: int, start: int = 0, end: int | None = None) -> int | None:
-    """Index (from ``start``) of the first line of ``buf[start:end]`` nested deeper than ``limit``.
-
-    ``start`` and ``end`` must be line boundaries (0, len, or just after a newline). Escapes are
-    dropped first (pairs of backslashes, then escaped quotes), then everything but quotes,
-    brackets and newlines, then every two adjacent quotes, all with C-speed bytes methods. A
-    string without a bracket in it is left as two adjacent quotes, so that last step removes
-    nearly all of them (the array numpy sees shrinks about eightfold), and removing two adjacent
-    quotes keeps the parity of every other quote, so no bracket changes side. The rest goes
-    through numpy: quote parity marks brackets inside strings and a running sum of the others is
-    the nesting depth. Valid JSON lines close every string and bracket, so the running values
-    are back to zero at each line end; only if a candidate is found is the exact per-line count
-    done. (A broken line, say an unclosed string, shifts the running values of the lines after
-    it, which can raise or hide a candidate; such a line is refused as invalid JSON anyway.)
-
-    A range is not sliced out of ``buf`` first (that would copy the whole chunk): the whole
-    buffer is reduced and the reductions of the parts before and after the range, normally a
-    line each, are cut off. That is exact because no escape pair can span a line boundary,
-    which is a newline.
-    """
-    end = len(buf) if end is None else end
-    kept = _depth_chars(buf)
-    if start or end < len(buf):
-        kept = kept[len(_depth_chars(buf[:start])) : len(kept) - len(_depth_chars(buf[end:]))]
-    kept = kept.replace(b'""', b"")
-    reduced = np.frombuffer(kept, dtype=np.uint8)
-    if reduced.size == 0:
-        return None
-    outside = (np.cumsum(reduced == 0x22, dtype=np.uint8) & 1) == 0
-    depth = np.cumsum(_DEPTH_LUT[reduced] * outside, dtype=np.int32)
-    if int(depth.max()) <= limit:
-        return None
-    return _first_too_deep_exact(kept, limit)
-
-
-def _first_too_deep_exact(reduced: bytes, limit: int) -> int | None:
-    """Line-by-line version of :func:`_first_too_deep`, for the rare positive."""
-    for index, line in enumerate(reduced.split(b"\n")):
-        depth = 0
-        in_string = False
-        for byte in line:
-            if byte == 0x22:
-                in_string = not in_string
-            elif not in_string:
-                depth += int(_DEPTH_LUT[byte])
-                if depth > limit:
-                    return index
-    return None
 
 
 class _SegmentWriter:
@@ -441,7 +378,7 @@ class _SegmentWriter:
         """Check the complete lines ``buf[start:end]`` once, then share them out to segments."""
         newlines = _newline_positions(buf, start, end)
         starts = np.concatenate(([start], newlines[:-1] + 1))
-        blank = self._checked_blank_lines(buf, start, end, starts, newlines)
+        blank = self._checked_blank_lines(buf, starts, newlines)
         done: list[Segment] = []
         first, count = 0, int(newlines.size)
         while first < count:
@@ -470,10 +407,8 @@ class _SegmentWriter:
             return max(self.limits.segment_bytes // 4, 1)
         return self.limits.segment_bytes
 
-    def _checked_blank_lines(
-        self, buf: bytes, start: int, end: int, starts: np.ndarray, newlines: np.ndarray
-    ) -> np.ndarray:
-        """Raise on an over-long or over-deep line; return which lines are blank."""
+    def _checked_blank_lines(self, buf: bytes, starts: np.ndarray, newlines: np.ndarray) -> np.ndarray:
+        """Raise on an over-long line; return which lines are blank."""
         first = self.next_line
         lengths = newlines - starts  # without the newline
         too_long = np.flatnonzero(lengths > self.limits.max_line_bytes)
@@ -482,11 +417,6 @@ class _SegmentWriter:
                 f"line longer than {self.limits.max_line_bytes} bytes",
                 part=self.part.name,
                 line=first + int(too_long[0]),
-            )
-        deep = _first_too_deep(buf, self.limits.max_depth, start, end)
-        if deep is not None:
-            raise DeltaRejected(
-                f"JSON nested deeper than {self.limits.max_depth} levels", part=self.part.name, line=first + deep
             )
         a = np.frombuffer(buf, dtype=np.uint8)
         blank = lengths == 0
@@ -538,7 +468,7 @@ def iter_segments(
 ) -> Iterator[Segment]:
     """Decompress the parts of ``path`` into line-aligned segment files under ``work_dir``.
 
-    Raises DeltaRejected on any container, size, line-length or nesting problem. ``parts`` /
+    Raises DeltaRejected on any container, size or line-length problem. ``parts`` /
     ``part_indexes`` select a subset (bulk staging runs one part per call); the index is the
     part's position in :func:`list_parts`, used to keep record identities globally ordered.
     """

@@ -146,7 +146,9 @@ def locate_syntax_error(segment: Segment, limits: Limits) -> tuple[int, str] | N
     """(part line, message) of the first line that is not a JSON object.
 
     Only called after DuckDB refused the segment, so the per-line Python parse is off the hot
-    path. Python's parser is recursive, hence the depth limit was enforced before we get here.
+    path. Python's parser is recursive and gives up on deeply nested values that are perfectly
+    valid; such a line is judged by DuckDB's parser instead, which is iterative, like the scan
+    that refused the segment.
     """
     with open(segment.path, "rb") as handle:
         for offset, raw in enumerate(handle):
@@ -155,11 +157,24 @@ def locate_syntax_error(segment: Segment, limits: Limits) -> tuple[int, str] | N
                 continue
             try:
                 value = json.loads(text, object_pairs_hook=_no_duplicate_keys)
-            except (ValueError, RecursionError) as exc:
+            except RecursionError:
+                if _is_json_object(text):
+                    continue
+                return segment.first_line + offset, "invalid JSON: not a well-formed JSON object"
+            except ValueError as exc:
                 return segment.first_line + offset, f"invalid JSON: {exc}"
             if not isinstance(value, dict):
                 return segment.first_line + offset, f"line is a JSON {type(value).__name__}, not an object"
     return None
+
+
+def _is_json_object(text: bytes) -> bool:
+    """Whether DuckDB's (iterative) JSON parser reads ``text`` as one JSON object."""
+    found = duckdb.execute(
+        "SELECT coalesce(json_valid($text) AND json_type($text) = 'OBJECT', false)",
+        {"text": text.decode("utf-8", errors="replace")},
+    ).fetchone()
+    return bool(found and found[0])
 
 
 def read_and_flatten(

@@ -26,7 +26,7 @@ from tools import mot_samples as samples
 
 BASE_DAY = date(2024, 5, 1)
 TABLES = ("vehicles", "mot_tests", "mot_defects", "mot_tests_shadowed", "mot_vehicle_events")
-LIMITS = {"max_line_bytes": 64 * 1024, "max_depth": 16, "max_decompressed_bytes": 8 * 2**20, "max_ratio": 200}
+LIMITS = {"max_line_bytes": 64 * 1024, "max_decompressed_bytes": 8 * 2**20, "max_ratio": 200}
 HOSTILE_VALUES = [
     None,
     "",

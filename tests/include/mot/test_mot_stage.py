@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import date, datetime
 from pathlib import Path
@@ -192,6 +193,33 @@ def test_a_line_that_is_not_json_rejects_the_file_with_part_and_line(tmp_path, b
     assert err.value.part.endswith("part002.json.gz")
     assert err.value.line == 1
     assert not any((tmp_path / "staging").rglob("*.parquet"))
+
+
+def _deep_lines() -> list[str]:
+    """Two records nested 100,000 levels deep (far beyond any recursive parser's stack): in an
+    unknown field, and as the value of a test's ``testResult``."""
+    deep = "[" * 100_000 + "]" * 100_000
+    unknown = json.dumps(samples.vehicle_record("DEEP1", "CREATED", [samples.mot_test(1)], futureField="@"))
+    in_value = json.dumps(samples.vehicle_record("DEEP2", "CREATED", [samples.mot_test(2, result="@")]))
+    return [unknown.replace('"@"', deep), in_value.replace('"@"', deep)]
+
+
+@pytest.mark.reliability(
+    "Hostile input",
+    "deeply nested JSON in an MOT record (100,000 levels)",
+    "a deep unknown field is ingested like any unknown field, a deep value where text belongs is quarantined"
+    " by the schema, and a broken line after deep ones is the line blamed",
+)
+def test_deep_nesting_neither_breaks_ingestion_nor_takes_the_blame_for_a_broken_line(tmp_path):
+    staged = stage(tmp_path / "ok", [*_deep_lines(), samples.vehicle_record("FLAT1", "CREATED", [samples.mot_test(3)])])
+    assert [v["registration"] for v in rows(staged.vehicles)] == ["DEEP1", "FLAT1"]
+    assert sorted(t["mot_test_number"] for t in rows(staged.tests)) == [1, 3]
+    (held,) = quarantine(staged)
+    assert held["registration"] == "DEEP2" and held["line"] == 2 and "test_result" in held["reason"]
+
+    with pytest.raises(DeltaRejected, match="invalid JSON") as err:
+        stage(tmp_path / "broken", [*_deep_lines(), '{"registration": "X", '])
+    assert err.value.line == 3
 
 
 def test_staging_is_idempotent_and_reloadable(tmp_path):
