@@ -142,14 +142,17 @@ def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
     return dict(pairs)
 
 
-def locate_syntax_error(segment: Segment, limits: Limits) -> tuple[int, str] | None:
+def locate_syntax_error(con: duckdb.DuckDBPyConnection, segment: Segment) -> tuple[int, str] | None:
     """(part line, message) of the first line that is not a JSON object.
 
     Only called after DuckDB refused the segment, so the per-line Python parse is off the hot
-    path. Python's parser is recursive and gives up on deeply nested values that are perfectly
-    valid; such a line is judged by DuckDB's parser instead, which is iterative, like the scan
-    that refused the segment.
+    path. Python's parser is recursive and gives up on deeply nested values that may be
+    perfectly valid: such a line is checked with DuckDB's iterative parser on ``con`` (the
+    caller's connection; this runs in staging threads). That check covers syntax, the top-level
+    type and repeated top-level keys, not every repeated key DuckDB's typed read refuses, so if
+    no other line is at fault the first deep line is named: it is the only one left.
     """
+    first_deep: int | None = None
     with open(segment.path, "rb") as handle:
         for offset, raw in enumerate(handle):
             text = raw.strip()
@@ -158,23 +161,37 @@ def locate_syntax_error(segment: Segment, limits: Limits) -> tuple[int, str] | N
             try:
                 value = json.loads(text, object_pairs_hook=_no_duplicate_keys)
             except RecursionError:
-                if _is_json_object(text):
-                    continue
-                return segment.first_line + offset, "invalid JSON: not a well-formed JSON object"
+                problem = _deep_line_problem(con, text)
+                if problem is not None:
+                    return segment.first_line + offset, problem
+                if first_deep is None:
+                    first_deep = offset
+                continue
             except ValueError as exc:
                 return segment.first_line + offset, f"invalid JSON: {exc}"
             if not isinstance(value, dict):
                 return segment.first_line + offset, f"line is a JSON {type(value).__name__}, not an object"
+    if first_deep is not None:
+        return segment.first_line + first_deep, "refused by the JSON reader (nested too deep to say more)"
     return None
 
 
-def _is_json_object(text: bytes) -> bool:
-    """Whether DuckDB's (iterative) JSON parser reads ``text`` as one JSON object."""
-    found = duckdb.execute(
-        "SELECT coalesce(json_valid($text) AND json_type($text) = 'OBJECT', false)",
-        {"text": text.decode("utf-8", errors="replace")},
+def _deep_line_problem(con: duckdb.DuckDBPyConnection, text: bytes) -> str | None:
+    """Why DuckDB's parser refuses a line too deep for Python's, or None if it reads an object."""
+    try:
+        decoded = text.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"invalid JSON: {exc}"
+    if not con.execute("SELECT json_valid($text)", {"text": decoded}).fetchone()[0]:
+        return "invalid JSON: not well-formed"
+    kind, distinct_keys = con.execute(
+        "SELECT json_type($text), len(json_keys($text)) = len(list_distinct(json_keys($text)))", {"text": decoded}
     ).fetchone()
-    return bool(found and found[0])
+    if kind != "OBJECT":
+        return f"line is a JSON {str(kind).lower()}, not an object"
+    if not distinct_keys:
+        return "invalid JSON: duplicate key"
+    return None
 
 
 def read_and_flatten(
@@ -198,7 +215,7 @@ def read_and_flatten(
     except duckdb.Error as exc:
         message = str(exc)
         if "transform" not in message.lower() and "expected" not in message.lower():
-            _reject_at_syntax_error(segment, limits, exc)
+            _reject_at_syntax_error(con, segment, exc)
     con.execute("DROP VIEW mot_seg_records")
     try:
         con.execute(
@@ -213,7 +230,7 @@ def read_and_flatten(
             )
         )
     except duckdb.Error as exc:
-        _reject_at_syntax_error(segment, limits, exc)
+        _reject_at_syntax_error(con, segment, exc)
     _flatten(con, params)
     return "fallback"
 
@@ -223,9 +240,9 @@ def _flatten(con: duckdb.DuckDBPyConnection, params: dict[str, object]) -> None:
     _run(con, sql_text("flatten_tests.sql"), params)
 
 
-def _reject_at_syntax_error(segment: Segment, limits: Limits, exc: duckdb.Error) -> NoReturn:
+def _reject_at_syntax_error(con: duckdb.DuckDBPyConnection, segment: Segment, exc: duckdb.Error) -> NoReturn:
     """Turn a failed scan into a rejection naming the line; re-raise if no line is at fault."""
-    found = locate_syntax_error(segment, limits)
+    found = locate_syntax_error(con, segment)
     if found is None:
         raise exc
     line, why = found

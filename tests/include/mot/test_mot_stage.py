@@ -217,9 +217,17 @@ def test_deep_nesting_neither_breaks_ingestion_nor_takes_the_blame_for_a_broken_
     (held,) = quarantine(staged)
     assert held["registration"] == "DEEP2" and held["line"] == 2 and "test_result" in held["reason"]
 
-    with pytest.raises(DeltaRejected, match="invalid JSON") as err:
-        stage(tmp_path / "broken", [*_deep_lines(), '{"registration": "X", '])
-    assert err.value.line == 3
+    deep = "[" * 100_000 + "]" * 100_000
+    broken_lines = {
+        "broken": ('{"registration": "X", ', "invalid JSON"),
+        "deep_unclosed": ('{"registration": "X", "x": ' + deep[:-1] + "}", "invalid JSON"),
+        "deep_array": (deep, "JSON array, not an object"),
+        "deep_repeated_key": ('{"registration": "X", "registration": "Y", "x": ' + deep + "}", "duplicate key"),
+    }
+    for name, (bad, message) in broken_lines.items():
+        with pytest.raises(DeltaRejected, match=message) as err:
+            stage(tmp_path / name, [*_deep_lines(), bad])
+        assert err.value.line == 3, name
 
 
 def test_staging_is_idempotent_and_reloadable(tmp_path):
