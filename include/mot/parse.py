@@ -142,17 +142,19 @@ def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
     return dict(pairs)
 
 
+_JSON_TYPE_NAMES = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+
+
 def locate_syntax_error(con: duckdb.DuckDBPyConnection, segment: Segment) -> tuple[int, str] | None:
-    """(part line, message) of the first line that is not a JSON object.
+    """(part line, message) of the first line that is not a JSON object, or None if none is found.
 
     Only called after DuckDB refused the segment, so the per-line Python parse is off the hot
     path. Python's parser is recursive and gives up on deeply nested values that may be
     perfectly valid: such a line is checked with DuckDB's iterative parser on ``con`` (the
-    caller's connection; this runs in staging threads). That check covers syntax, the top-level
-    type and repeated top-level keys, not every repeated key DuckDB's typed read refuses, so if
-    no other line is at fault the first deep line is named: it is the only one left.
+    caller's connection; this runs in staging threads) for syntax, top-level type and repeated
+    top-level keys, the checks Python's parse makes of a shallow line. When no line is found
+    at fault, the caller keeps DuckDB's own error rather than guessing a line.
     """
-    first_deep: int | None = None
     with open(segment.path, "rb") as handle:
         for offset, raw in enumerate(handle):
             text = raw.strip()
@@ -162,17 +164,14 @@ def locate_syntax_error(con: duckdb.DuckDBPyConnection, segment: Segment) -> tup
                 value = json.loads(text, object_pairs_hook=_no_duplicate_keys)
             except RecursionError:
                 problem = _deep_line_problem(con, text)
-                if problem is not None:
-                    return segment.first_line + offset, problem
-                if first_deep is None:
-                    first_deep = offset
-                continue
+                if problem is None:
+                    continue
+                return segment.first_line + offset, problem
             except ValueError as exc:
                 return segment.first_line + offset, f"invalid JSON: {exc}"
             if not isinstance(value, dict):
-                return segment.first_line + offset, f"line is a JSON {type(value).__name__}, not an object"
-    if first_deep is not None:
-        return segment.first_line + first_deep, "refused by the JSON reader (nested too deep to say more)"
+                kind = _JSON_TYPE_NAMES.get(type(value), "null")
+                return segment.first_line + offset, f"line is a JSON {kind}, not an object"
     return None
 
 
@@ -184,13 +183,14 @@ def _deep_line_problem(con: duckdb.DuckDBPyConnection, text: bytes) -> str | Non
         return f"invalid JSON: {exc}"
     if not con.execute("SELECT json_valid($text)", {"text": decoded}).fetchone()[0]:
         return "invalid JSON: not well-formed"
-    kind, distinct_keys = con.execute(
-        "SELECT json_type($text), len(json_keys($text)) = len(list_distinct(json_keys($text)))", {"text": decoded}
-    ).fetchone()
+    kind, keys = con.execute("SELECT json_type($text), json_keys($text)", {"text": decoded}).fetchone()
     if kind != "OBJECT":
         return f"line is a JSON {str(kind).lower()}, not an object"
-    if not distinct_keys:
-        return "invalid JSON: duplicate key"
+    seen: set[str] = set()
+    for key in keys:
+        if key in seen:
+            return f"invalid JSON: duplicate key {key!r}"
+        seen.add(key)
     return None
 
 

@@ -183,7 +183,11 @@ def test_wrong_shapes_are_quarantined_not_fatal(tmp_path):
 
 @pytest.mark.parametrize(
     ("bad_line", "message"),
-    [('{"registration": "X", ', "invalid JSON"), ("[1, 2, 3]", "not an object"), ("plain text", "invalid JSON")],
+    [
+        ('{"registration": "X", ', "invalid JSON"),
+        ("[1, 2, 3]", "line is a JSON array, not an object"),
+        ("plain text", "invalid JSON"),
+    ],
 )
 def test_a_line_that_is_not_json_rejects_the_file_with_part_and_line(tmp_path, bad_line, message):
     records = [samples.vehicle_record(f"R{i}") for i in range(6)]
@@ -222,7 +226,10 @@ def test_deep_nesting_neither_breaks_ingestion_nor_takes_the_blame_for_a_broken_
         "broken": ('{"registration": "X", ', "invalid JSON"),
         "deep_unclosed": ('{"registration": "X", "x": ' + deep[:-1] + "}", "invalid JSON"),
         "deep_array": (deep, "JSON array, not an object"),
-        "deep_repeated_key": ('{"registration": "X", "registration": "Y", "x": ' + deep + "}", "duplicate key"),
+        "deep_repeated_key": (
+            '{"registration": "X", "registration": "Y", "x": ' + deep + "}",
+            "duplicate key 'registration'",
+        ),
     }
     for name, (bad, message) in broken_lines.items():
         with pytest.raises(DeltaRejected, match=message) as err:
