@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections import Counter
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -137,7 +138,8 @@ def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
     """DuckDB refuses an object with a repeated key; Python would silently keep the last one."""
     keys = [key for key, _ in pairs]
     if len(set(keys)) != len(keys):
-        repeated = next(key for key in keys if keys.count(key) > 1)
+        counts = Counter(keys)
+        repeated = next(key for key in keys if counts[key] > 1)
         raise ValueError(f"duplicate key {repeated!r}")
     return dict(pairs)
 
@@ -186,11 +188,10 @@ def _deep_line_problem(con: duckdb.DuckDBPyConnection, text: bytes) -> str | Non
     kind, keys = con.execute("SELECT json_type($text), json_keys($text)", {"text": decoded}).fetchone()
     if kind != "OBJECT":
         return f"line is a JSON {str(kind).lower()}, not an object"
-    seen: set[str] = set()
-    for key in keys:
-        if key in seen:
-            return f"invalid JSON: duplicate key {key!r}"
-        seen.add(key)
+    try:
+        _no_duplicate_keys([(key, None) for key in keys])
+    except ValueError as exc:
+        return f"invalid JSON: {exc}"
     return None
 
 

@@ -199,13 +199,14 @@ def test_a_line_that_is_not_json_rejects_the_file_with_part_and_line(tmp_path, b
     assert not any((tmp_path / "staging").rglob("*.parquet"))
 
 
+DEEP = "[" * 100_000 + "]" * 100_000  # far beyond any recursive parser's stack
+
+
 def _deep_lines() -> list[str]:
-    """Two records nested 100,000 levels deep (far beyond any recursive parser's stack): in an
-    unknown field, and as the value of a test's ``testResult``."""
-    deep = "[" * 100_000 + "]" * 100_000
+    """Two records nested 100,000 levels deep: in an unknown field, and as a test's ``testResult``."""
     unknown = json.dumps(samples.vehicle_record("DEEP1", "CREATED", [samples.mot_test(1)], futureField="@"))
     in_value = json.dumps(samples.vehicle_record("DEEP2", "CREATED", [samples.mot_test(2, result="@")]))
-    return [unknown.replace('"@"', deep), in_value.replace('"@"', deep)]
+    return [unknown.replace('"@"', DEEP), in_value.replace('"@"', DEEP)]
 
 
 @pytest.mark.reliability(
@@ -221,13 +222,12 @@ def test_deep_nesting_neither_breaks_ingestion_nor_takes_the_blame_for_a_broken_
     (held,) = quarantine(staged)
     assert held["registration"] == "DEEP2" and held["line"] == 2 and "test_result" in held["reason"]
 
-    deep = "[" * 100_000 + "]" * 100_000
     broken_lines = {
         "broken": ('{"registration": "X", ', "invalid JSON"),
-        "deep_unclosed": ('{"registration": "X", "x": ' + deep[:-1] + "}", "invalid JSON"),
-        "deep_array": (deep, "JSON array, not an object"),
+        "deep_unclosed": ('{"registration": "X", "x": ' + DEEP[:-1] + "}", "invalid JSON"),
+        "deep_array": (DEEP, "JSON array, not an object"),
         "deep_repeated_key": (
-            '{"registration": "X", "registration": "Y", "x": ' + deep + "}",
+            '{"registration": "X", "registration": "Y", "x": ' + DEEP + "}",
             "duplicate key 'registration'",
         ),
     }
