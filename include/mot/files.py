@@ -30,6 +30,7 @@ _NAME = re.compile(r"^(delta|bulk)-light-vehicle_(\d{2})-(\d{2})-(\d{4})(\.zip|\
 _PART_SUFFIXES = (".json.gz", ".jsonl.gz", ".jsonl", ".json")
 _READ_BYTES = 4 * 2**20  # compressed bytes read per step
 _MAX_OUT_STEP = 16 * 2**20  # decompressed bytes produced per step (bounds memory on bombs)
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 class DeltaRejected(Exception):
@@ -408,7 +409,13 @@ class _SegmentWriter:
         return self.limits.segment_bytes
 
     def _checked_blank_lines(self, buf: bytes, starts: np.ndarray, newlines: np.ndarray) -> np.ndarray:
-        """Raise on an over-long line; return which lines are blank."""
+        """Raise on an over-long line or a misplaced byte order mark; return which lines are blank.
+
+        A UTF-8 byte order mark is what Windows tools put at the start of a file, and DuckDB's
+        reader skips it there, so the first line of a part may carry one. Anywhere else DuckDB
+        refuses the line (a segment file starting with it would slip through), so it is refused
+        here, with its line, before any parsing.
+        """
         first = self.next_line
         lengths = newlines - starts  # without the newline
         too_long = np.flatnonzero(lengths > self.limits.max_line_bytes)
@@ -420,10 +427,23 @@ class _SegmentWriter:
             )
         a = np.frombuffer(buf, dtype=np.uint8)
         blank = lengths == 0
-        maybe_ws = np.flatnonzero(~blank & np.isin(a[np.minimum(starts, a.size - 1)], _WHITESPACE))
+        leading = a[np.minimum(starts, a.size - 1)]
+        maybe_ws = np.flatnonzero(~blank & np.isin(leading, _WHITESPACE))
         for i in maybe_ws.tolist():
             if not buf[starts[i] : newlines[i]].strip():
                 blank[i] = True
+        for i in np.flatnonzero(~blank & (leading == UTF8_BOM[0])).tolist():
+            begin = int(starts[i])
+            if buf[begin : begin + len(UTF8_BOM)] != UTF8_BOM:
+                continue
+            if first + i != 1:
+                raise DeltaRejected(
+                    "line starts with a UTF-8 byte order mark (U+FEFF); only the first line of a part may",
+                    part=self.part.name,
+                    line=first + i,
+                )
+            if not buf[begin + len(UTF8_BOM) : newlines[i]].strip():
+                blank[i] = True  # DuckDB skips the mark and then sees a blank line
         return blank
 
     def _append_lines(self, buf: bytes, starts: np.ndarray, newlines: np.ndarray, blank: np.ndarray) -> None:

@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 
 from include.mot import schema
-from include.mot.files import DeltaRejected, Limits, Segment
+from include.mot.files import UTF8_BOM, DeltaRejected, Limits, Segment
 
 VEHICLE_FIELDS = (
     "registration",
@@ -148,43 +148,89 @@ _JSON_TYPE_NAMES = {dict: "object", list: "array", str: "string", int: "number",
 
 
 def locate_syntax_error(con: duckdb.DuckDBPyConnection, segment: Segment) -> tuple[int, str] | None:
-    """(part line, message) of the first line that is not a JSON object, or None if none is found.
+    """(part line, message) of the first line DuckDB's reader refuses, or None if none is found.
 
     Only called after DuckDB refused the segment, so the per-line Python parse is off the hot
-    path. Python's parser is recursive and gives up on deeply nested values that may be
-    perfectly valid: such a line is checked with DuckDB's iterative parser on ``con`` (the
-    caller's connection; this runs in staging threads) for syntax, top-level type and repeated
-    top-level keys, the checks Python's parse makes of a shallow line. When no line is found
-    at fault, the caller keeps DuckDB's own error rather than guessing a line.
+    path; it gives the precise message (column, repeated key). Python's parser and DuckDB's do
+    not agree on everything, and the line blamed must be one DuckDB refuses, so on every line
+    where they may differ DuckDB (on ``con``, the caller's connection: this runs in staging
+    threads) has the last word:
+
+    - a line Python refuses that DuckDB reads as an object (a trailing comma) is not at fault;
+    - a line too deep for Python's recursive parser is checked by DuckDB's iterative one;
+    - a line Python accepts with an unpaired UTF-16 surrogate escape is one DuckDB refuses.
+
+    When no line is found at fault, the caller keeps DuckDB's own error rather than guessing.
     """
     with open(segment.path, "rb") as handle:
         for offset, raw in enumerate(handle):
             text = raw.strip()
             if not text:
                 continue
+            if offset == 0 and segment.first_line == 1 and text.startswith(UTF8_BOM):
+                text = text[len(UTF8_BOM) :]  # skipped at the start of a part, as DuckDB does
+            line = segment.first_line + offset
             try:
                 value = json.loads(text, object_pairs_hook=_no_duplicate_keys)
             except RecursionError:
-                problem = _deep_line_problem(con, text)
+                problem = _duckdb_line_problem(con, text)
+                if problem is not None:
+                    return line, problem
+                continue
+            except ValueError as exc:
+                problem = _duckdb_line_problem(con, text)
                 if problem is None:
                     continue
-                return segment.first_line + offset, problem
-            except ValueError as exc:
-                return segment.first_line + offset, f"invalid JSON: {exc}"
+                return line, f"invalid JSON: {exc}" if problem == _NOT_WELL_FORMED else problem
             if not isinstance(value, dict):
                 kind = _JSON_TYPE_NAMES.get(type(value), "null")
-                return segment.first_line + offset, f"line is a JSON {kind}, not an object"
+                return line, f"line is a JSON {kind}, not an object"
+            if _SURROGATE_ESCAPE.search(text):
+                lone = _first_lone_surrogate(value)
+                if lone is not None and _duckdb_line_problem(con, text) is not None:
+                    return line, f"invalid JSON: unpaired UTF-16 surrogate escape \\u{ord(lone):04x} in a string"
     return None
 
 
-def _deep_line_problem(con: duckdb.DuckDBPyConnection, text: bytes) -> str | None:
-    """Why DuckDB's parser refuses a line too deep for Python's, or None if it reads an object."""
+_NOT_WELL_FORMED = "invalid JSON: not well-formed"
+# a \uD800-\uDFFF escape; a hint only (it may be an escaped backslash followed by "ud800")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _first_lone_surrogate(value: object) -> str | None:
+    """The first unpaired surrogate in the keys and strings of a parsed value, if any.
+
+    Python's parser turns an unpaired escape into a lone surrogate code point, which no UTF-8
+    text can hold; a proper pair has already become one character.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            strings = list(item.keys())
+            stack.extend(reversed(list(item.values())))
+        elif isinstance(item, list):
+            strings = []
+            stack.extend(reversed(item))
+        elif isinstance(item, str):
+            strings = [item]
+        else:
+            continue
+        for string in strings:
+            found = next((char for char in string if "\ud800" <= char <= "\udfff"), None)
+            if found is not None:
+                return found
+    return None
+
+
+def _duckdb_line_problem(con: duckdb.DuckDBPyConnection, text: bytes) -> str | None:
+    """Why DuckDB's parser refuses a line, or None if it reads an object with distinct keys."""
     try:
         decoded = text.decode("utf-8")
     except UnicodeDecodeError as exc:
         return f"invalid JSON: {exc}"
     if not con.execute("SELECT json_valid($text)", {"text": decoded}).fetchone()[0]:
-        return "invalid JSON: not well-formed"
+        return _NOT_WELL_FORMED
     kind, keys = con.execute("SELECT json_type($text), json_keys($text)", {"text": decoded}).fetchone()
     if kind != "OBJECT":
         return f"line is a JSON {str(kind).lower()}, not an object"

@@ -199,6 +199,41 @@ def test_a_line_that_is_not_json_rejects_the_file_with_part_and_line(tmp_path, b
     assert not any((tmp_path / "staging").rglob("*.parquet"))
 
 
+BOM = "\ufeff"
+
+
+@pytest.mark.reliability(
+    "Hostile input",
+    "MOT lines where Python's and DuckDB's JSON parsers disagree (byte order marks, unpaired surrogate"
+    " escapes, trailing commas)",
+    "a line DuckDB refuses rejects the file with its part and line and a specific reason, never a raw"
+    " engine error; a line DuckDB reads is not blamed for a later broken one",
+)
+def test_lines_the_two_json_parsers_disagree_on_are_judged_by_duckdb(tmp_path):
+    # a byte order mark opening a part is what Windows tools write: skipped, also on a line of its own
+    staged = stage(tmp_path / "bom", [BOM + json.dumps(samples.vehicle_record("B1")), samples.vehicle_record("B2")])
+    assert [(v["registration"], v["line"]) for v in rows(staged.vehicles)] == [("B1", 1), ("B2", 2)]
+    staged = stage(tmp_path / "bom_alone", [BOM, samples.vehicle_record("B1")])
+    assert [(v["registration"], v["line"]) for v in rows(staged.vehicles)] == [("B1", 2)]
+    # DuckDB reads a trailing comma, Python's parser does not
+    trailing = json.dumps(samples.vehicle_record("T1"))[:-1] + ", }"
+    staged = stage(tmp_path / "comma", [samples.vehicle_record("T0"), trailing])
+    assert [v["registration"] for v in rows(staged.vehicles)] == ["T0", "T1"]
+
+    lone = json.dumps(samples.vehicle_record("S1", make="@")).replace('"@"', '"FO\\ud800RD"')
+    paired = json.dumps(samples.vehicle_record("S2", make="@")).replace('"@"', '"\\ud83d\\ude97"')
+    refused = {
+        "bom_later": ([samples.vehicle_record("X0"), BOM + json.dumps(samples.vehicle_record("X1"))], 2, "order mark"),
+        "lone_surrogate": ([paired, lone], 2, r"unpaired UTF-16 surrogate escape \\ud800"),
+        "broken_after_comma": ([trailing, '{"registration": "X", '], 2, "invalid JSON: Expecting"),
+    }
+    for name, (lines, line, message) in refused.items():
+        with pytest.raises(DeltaRejected, match=message) as err:
+            stage(tmp_path / name, lines)
+        assert (err.value.part.endswith("part001.json.gz"), err.value.line) == (True, line), name
+        assert not any((tmp_path / name / "staging").rglob("*.parquet")), name
+
+
 DEEP = "[" * 100_000 + "]" * 100_000  # far beyond any recursive parser's stack
 
 
