@@ -299,7 +299,8 @@ class Segment:
         return data.decode("utf-8", errors="replace").rstrip("\r\n")
 
 
-_WHITESPACE = np.frombuffer(b" \t\r", dtype=np.uint8)
+# what DuckDB skips as a blank line (bytes.strip() agrees): vertical tab and form feed too
+_WHITESPACE = np.frombuffer(b" \t\r\x0b\x0c", dtype=np.uint8)
 
 
 class _SegmentWriter:

@@ -213,8 +213,16 @@ def test_lines_the_two_json_parsers_disagree_on_are_judged_by_duckdb(tmp_path):
     # a byte order mark opening a part is what Windows tools write: skipped, also on a line of its own
     staged = stage(tmp_path / "bom", [BOM + json.dumps(samples.vehicle_record("B1")), samples.vehicle_record("B2")])
     assert [(v["registration"], v["line"]) for v in rows(staged.vehicles)] == [("B1", 1), ("B2", 2)]
-    staged = stage(tmp_path / "bom_alone", [BOM, samples.vehicle_record("B1")])
-    assert [(v["registration"], v["line"]) for v in rows(staged.vehicles)] == [("B1", 2)]
+    staged = stage(tmp_path / "bom_alone", [BOM, "\x0b", samples.vehicle_record("B1")])
+    assert [(v["registration"], v["line"]) for v in rows(staged.vehicles)] == [("B1", 3)]
+    # a part cut into many segments: the mark is accepted on the part's first line only, and a
+    # later one is refused even where it opens a segment file (which DuckDB alone would accept)
+    marked = [BOM + json.dumps(samples.vehicle_record(f"M{i}")) for i in range(3)]
+    staged = stage(tmp_path / "bom_segments", [marked[0], samples.vehicle_record("M1")], segment_bytes=64)
+    assert [(v["registration"], v["line"]) for v in rows(staged.vehicles)] == [("M0", 1), ("M1", 2)]
+    with pytest.raises(DeltaRejected, match="order mark") as err:
+        stage(tmp_path / "bom_segment_start", marked, segment_bytes=64)
+    assert err.value.line == 2
     # DuckDB reads a trailing comma, Python's parser does not
     trailing = json.dumps(samples.vehicle_record("T1"))[:-1] + ", }"
     staged = stage(tmp_path / "comma", [samples.vehicle_record("T0"), trailing])
@@ -222,10 +230,21 @@ def test_lines_the_two_json_parsers_disagree_on_are_judged_by_duckdb(tmp_path):
 
     lone = json.dumps(samples.vehicle_record("S1", make="@")).replace('"@"', '"FO\\ud800RD"')
     paired = json.dumps(samples.vehicle_record("S2", make="@")).replace('"@"', '"\\ud83d\\ude97"')
+    repeated_unread = json.dumps(samples.vehicle_record("R1", futureField=1))[:-1] + ', "futureField": 2}'
+    broken = '{"registration": "X", '
     refused = {
         "bom_later": ([samples.vehicle_record("X0"), BOM + json.dumps(samples.vehicle_record("X1"))], 2, "order mark"),
+        "bom_after_blank": (
+            [samples.vehicle_record("X0"), " " + BOM + json.dumps(samples.vehicle_record("X1"))],
+            2,
+            "BOM",
+        ),
         "lone_surrogate": ([paired, lone], 2, r"unpaired UTF-16 surrogate escape \\ud800"),
-        "broken_after_comma": ([trailing, '{"registration": "X", '], 2, "invalid JSON: Expecting"),
+        "surrogate_bytes": ([paired, lone.replace("\\ud800", "\ud800")], 2, "can't decode"),
+        # lines DuckDB reads, before a broken one: not blamed
+        "broken_after_comma": ([trailing, broken], 2, "invalid JSON: Expecting"),
+        "broken_after_bom_line": ([BOM, samples.vehicle_record("X0"), broken], 3, "invalid JSON: Expecting"),
+        "broken_after_unread_repeated_key": ([repeated_unread, broken], 2, "invalid JSON: Expecting"),
     }
     for name, (lines, line, message) in refused.items():
         with pytest.raises(DeltaRejected, match=message) as err:
