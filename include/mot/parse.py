@@ -233,9 +233,14 @@ def _duckdb_line_problem(con: duckdb.DuckDBPyConnection, text: bytes) -> str | N
         decoded = text.decode("utf-8")
     except UnicodeDecodeError as exc:
         return f"invalid JSON: {exc}"
-    if not con.execute("SELECT json_valid($text)", {"text": decoded}).fetchone()[0]:
+    # one query: CASE evaluates json_type and json_keys only where the line parses
+    valid, kind, keys = con.execute(
+        "SELECT json_valid($text), CASE WHEN json_valid($text) THEN json_type($text) END,"
+        " CASE WHEN json_valid($text) AND json_type($text) = 'OBJECT' THEN json_keys($text) END",
+        {"text": decoded},
+    ).fetchone()
+    if not valid:
         return _NOT_WELL_FORMED
-    kind, keys = con.execute("SELECT json_type($text), json_keys($text)", {"text": decoded}).fetchone()
     if kind != "OBJECT":
         return f"line is a JSON {str(kind).lower()}, not an object"
     try:
