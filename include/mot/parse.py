@@ -175,64 +175,37 @@ def locate_syntax_error(con: duckdb.DuckDBPyConnection, segment: Segment) -> tup
             try:
                 # decoded strictly first: json.loads(bytes) would drop a byte order mark and let
                 # surrogate bytes through, both of which DuckDB refuses
-                value = json.loads(text.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
-            except RecursionError:
-                problem = _duckdb_line_problem(con, text)
-                if problem is not None:
-                    return line, problem
-                continue
-            except ValueError as exc:
-                problem = _duckdb_line_problem(con, text)
+                decoded = text.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return line, f"invalid JSON: {exc}"
+            try:
+                value = json.loads(decoded, object_pairs_hook=_no_duplicate_keys)
+            except (ValueError, RecursionError) as exc:  # RecursionError: deep, maybe valid
+                problem = _duckdb_line_problem(con, decoded)
                 if problem is None:
                     continue
-                return line, f"invalid JSON: {exc}" if problem == _NOT_WELL_FORMED else problem
+                if problem == _NOT_WELL_FORMED and isinstance(exc, ValueError):
+                    problem = f"invalid JSON: {exc}"  # Python's message says where
+                return line, problem
             if not isinstance(value, dict):
                 kind = _JSON_TYPE_NAMES.get(type(value), "null")
                 return line, f"line is a JSON {kind}, not an object"
-            if _SURROGATE_ESCAPE.search(text):
-                lone = _first_lone_surrogate(value)
-                if lone is not None and _duckdb_line_problem(con, text) is not None:
-                    return line, f"invalid JSON: unpaired UTF-16 surrogate escape \\u{ord(lone):04x} in a string"
+            if _SURROGATE_ESCAPE.search(decoded):
+                # Python turns an unpaired escape into a lone surrogate, which no UTF-8 can hold
+                lone = _LONE_SURROGATE.search(json.dumps(value, ensure_ascii=False))
+                if lone is not None and _duckdb_line_problem(con, decoded) is not None:
+                    return line, f"invalid JSON: unpaired UTF-16 surrogate escape \\u{ord(lone[0]):04x} in a string"
     return None
 
 
 _NOT_WELL_FORMED = "invalid JSON: not well-formed"
 # a \uD800-\uDFFF escape; a hint only (it may be an escaped backslash followed by "ud800")
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _first_lone_surrogate(value: object) -> str | None:
-    """The first unpaired surrogate in the keys and strings of a parsed value, if any.
-
-    Python's parser turns an unpaired escape into a lone surrogate code point, which no UTF-8
-    text can hold; a proper pair has already become one character.
-    """
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            strings = list(item.keys())
-            stack.extend(reversed(list(item.values())))
-        elif isinstance(item, list):
-            strings = []
-            stack.extend(reversed(item))
-        elif isinstance(item, str):
-            strings = [item]
-        else:
-            continue
-        for string in strings:
-            found = next((char for char in string if "\ud800" <= char <= "\udfff"), None)
-            if found is not None:
-                return found
-    return None
-
-
-def _duckdb_line_problem(con: duckdb.DuckDBPyConnection, text: bytes) -> str | None:
+def _duckdb_line_problem(con: duckdb.DuckDBPyConnection, decoded: str) -> str | None:
     """Why DuckDB's parser refuses a line, or None if it reads an object with distinct keys."""
-    try:
-        decoded = text.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return f"invalid JSON: {exc}"
     # one query: CASE evaluates json_type and json_keys only where the line parses
     valid, kind, keys = con.execute(
         "SELECT json_valid($text), CASE WHEN json_valid($text) THEN json_type($text) END,"
